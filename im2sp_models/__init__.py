@@ -1,0 +1,1 @@
+"""im2sp_models."""

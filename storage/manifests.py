@@ -1,0 +1,209 @@
+"""Manifests: one Parquet table per kind of item, with status and reason for every listed item.
+
+A manifest version is named by the fingerprint of its sources (annotation files' hashes and the size and
+mtime of every listed media file) plus the shard size, so rebuilding unchanged sources is a no-op.
+Tables: ``images``, ``captions``, ``utterances`` and ``shards`` (the shard plan), stored through the
+writer contract as the single shard ``all`` of ``<dataset>/manifests/<fingerprint>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.format import FORMAT_VERSION
+from storage.hashing import fingerprint, fingerprint_rows, sha256_file
+from storage.parquet_writer import ParquetTablesWriter
+from storage.probe import probe_all, probe_image, probe_utterance
+from storage.progress import sink
+from storage.shard_plan import PlanItem, PlannedShard, plan_shards
+from storage.sources.coco import list_coco
+from storage.sources.flickr8k import list_flickr8k
+from storage.sources.records import OK, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
+from storage.sources.spec import CocoSpec, Flickr8kSpec
+from storage.store import Store
+from storage.versions import StoreVersion, current_version
+
+KIND = "manifests"
+SHARD = "all"
+_SCHEMAS = {
+    "images": pa.schema(
+        [
+            ("id", pa.string()),
+            ("split", pa.string()),
+            ("path", pa.string()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+            ("bytes", pa.int64()),
+            ("sha256", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("shard", pa.string()),
+        ]
+    ),
+    "captions": pa.schema(
+        [
+            ("id", pa.string()),
+            ("image_id", pa.string()),
+            ("split", pa.string()),
+            ("text", pa.string()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+        ]
+    ),
+    "utterances": pa.schema(
+        [
+            ("id", pa.string()),
+            ("image_id", pa.string()),
+            ("split", pa.string()),
+            ("path", pa.string()),
+            ("text", pa.string()),
+            ("speaker", pa.string()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+            ("bytes", pa.int64()),
+            ("sha256", pa.string()),
+            ("duration", pa.float64()),
+            ("sample_rate", pa.int32()),
+            ("shard", pa.string()),
+        ]
+    ),
+    "shards": pa.schema(
+        [
+            ("modality", pa.string()),
+            ("shard_id", pa.string()),
+            ("split", pa.string()),
+            ("items", pa.list_(pa.string())),
+            ("fingerprint", pa.string()),
+        ]
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ManifestResult:
+    """What a manifest build did: a small reference, safe to pass between tasks."""
+
+    dataset: str
+    version: str
+    url: str
+    skipped: bool
+    counts: dict[str, dict[str, int]]
+    reasons: dict[str, int]
+
+
+def list_source(name: str, spec: CocoSpec | Flickr8kSpec) -> SourceListing:
+    """List a dataset with the parser of its layout."""
+    return list_coco(name, spec) if isinstance(spec, CocoSpec) else list_flickr8k(name, spec)
+
+
+def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> str:
+    """Hash what a manifest is built from, cheaply: annotation file hashes + stat of each listed file."""
+
+    def stat(relpath: str) -> tuple[str, int, int]:
+        try:
+            info = (root / relpath).stat()
+        except OSError:
+            return (relpath, -1, -1)
+        return (relpath, info.st_size, info.st_mtime_ns)
+
+    paths = [r.path for r in listing.images] + [r.path for r in listing.utterances]
+    media = fingerprint_rows(stat(path) for path in paths)
+    inputs = {name: sha256_file(root / name) for name in listing.inputs if (root / name).is_file()}
+    return fingerprint(
+        {
+            "format": FORMAT_VERSION,
+            "shard_size": shard_size,
+            "inputs": inputs,
+            "media": media,
+            "root": str(root.resolve()),
+        }
+    )
+
+
+def build_manifests(
+    store: Store, name: str, spec: CocoSpec | Flickr8kSpec, *, shard_size: int, workers: int = 4
+) -> ManifestResult:
+    """Build (or find up to date) a dataset's manifests and shard plan, and publish them as ``current``.
+
+    Args:
+        store: The store root.
+        name: Dataset name.
+        spec: Where the dataset lives.
+        shard_size: Items per pipeline shard.
+        workers: Threads that hash and decode media files.
+
+    Raises:
+        SourceFormatError: If an annotation file cannot be parsed.
+    """
+    listing = list_source(name, spec)
+    version = StoreVersion(store, name, KIND, source_fingerprint(listing, spec.root, shard_size))
+    current = current_version(store, name, KIND)
+    if current is not None and current.version == version.version and version.marker(SHARD) is not None:
+        return _result(version, skipped=True)
+    progress = sink()
+    progress.start(f"{name}: checking media files", len(listing.images) + len(listing.utterances))
+    probe_all(spec.root, listing.images, probe_image, workers=workers, on_done=progress.advance)
+    probe_all(spec.root, listing.utterances, probe_utterance, workers=workers, on_done=progress.advance)
+    progress.finish()
+    plan = _plan(listing, shard_size)
+    version.ensure_created({"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size})
+    with ParquetTablesWriter(version, SHARD, input_fingerprint=version.version) as writer:
+        for table_name, rows in _tables(listing, plan).items():
+            writer.write(table_name, {"table": pa.Table.from_pylist(rows, schema=_SCHEMAS[table_name])})
+    version.publish([SHARD])
+    return _result(version, skipped=False)
+
+
+def _plan(listing: SourceListing, shard_size: int) -> list[PlannedShard]:
+    images = [PlanItem(r.id, r.split, r.sha256 or "") for r in listing.images if r.status == OK]
+    speech = [PlanItem(r.id, r.split, r.sha256 or "") for r in listing.utterances if r.status == OK]
+    return plan_shards("image", images, shard_size) + plan_shards("speech", speech, shard_size)
+
+
+def _tables(listing: SourceListing, plan: list[PlannedShard]) -> dict[str, list[dict[str, Any]]]:
+    shard_of = {(s.modality, item): s.shard_id for s in plan for item in s.items}
+
+    def rows(records: list[ImageRecord] | list[UtteranceRecord], modality: str) -> list[dict[str, Any]]:
+        return [{**dataclasses.asdict(r), "shard": shard_of.get((modality, r.id))} for r in records]
+
+    captions: list[CaptionRecord] = listing.captions
+    return {
+        "images": rows(listing.images, "image"),
+        "captions": [dataclasses.asdict(r) for r in captions],
+        "utterances": rows(listing.utterances, "speech"),
+        "shards": [dataclasses.asdict(s) for s in plan],
+    }
+
+
+def read_table(version: StoreVersion, table: str) -> pa.Table:
+    """Read one manifest table of a committed manifest version."""
+    version.require_marker(SHARD)
+    with version.store.open(f"{version.shard_key(SHARD)}/{table}.parquet", "rb") as stream:
+        return pq.read_table(stream)
+
+
+def _result(version: StoreVersion, *, skipped: bool) -> ManifestResult:
+    counts: dict[str, dict[str, int]] = {}
+    reasons: dict[str, int] = {}
+    for table in ("images", "captions", "utterances"):
+        columns = read_table(version, table).select(["status", "reason"]).to_pylist()
+        ok = sum(1 for row in columns if row["status"] == OK)
+        counts[table] = {"listed": len(columns), "ok": ok, "rejected": len(columns) - ok}
+        for row in columns:
+            if row["status"] != OK:
+                reason = row["reason"].split(":")[0]
+                reasons[f"{table}: {reason}"] = reasons.get(f"{table}: {reason}", 0) + 1
+    return ManifestResult(
+        dataset=version.dataset,
+        version=version.version,
+        url=version.url,
+        skipped=skipped,
+        counts=counts,
+        reasons=reasons,
+    )

@@ -1,0 +1,1 @@
+"""Offline sample datasets in the real COCO and Flickr8k layouts."""

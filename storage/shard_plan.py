@@ -1,0 +1,64 @@
+"""Deterministic shard plans: fixed-size shards per split, with ids that other splits cannot move."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from storage.hashing import fingerprint_rows
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One item to place in a shard: its id, split and content hash."""
+
+    id: str
+    split: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PlannedShard:
+    """One pipeline shard: which items, in which order, and the fingerprint of exactly those inputs."""
+
+    modality: str
+    shard_id: str
+    split: str
+    items: tuple[str, ...]
+    fingerprint: str
+
+
+def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> list[PlannedShard]:
+    """Cut items into fixed-size shards, per split, in id order.
+
+    Shard ids are ``<split>-<index:05d>``; items are ordered by id inside their split, so adding an item
+    to one split never renames or refills another split's shards. Each shard's fingerprint hashes its
+    member ids and content hashes: a shard whose inputs changed gets a new fingerprint and is rebuilt,
+    the others stay committed.
+
+    Args:
+        modality: ``image`` or ``speech``.
+        items: Items that passed the manifest checks.
+        shard_size: Items per shard (the last shard of a split may hold fewer).
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    by_split: dict[str, list[PlanItem]] = defaultdict(list)
+    for item in items:
+        by_split[item.split].append(item)
+    shards = []
+    for split in sorted(by_split):
+        members = sorted(by_split[split], key=lambda item: item.id)
+        for index, start in enumerate(range(0, len(members), shard_size)):
+            chunk = members[start : start + shard_size]
+            shards.append(
+                PlannedShard(
+                    modality=modality,
+                    shard_id=f"{split}-{index:05d}",
+                    split=split,
+                    items=tuple(item.id for item in chunk),
+                    fingerprint=fingerprint_rows((modality, item.id, item.sha256) for item in chunk),
+                )
+            )
+    return shards

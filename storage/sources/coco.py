@@ -1,0 +1,91 @@
+"""COCO 2014 + Karpathy split + COCO caption annotations + SpokenCOCO, in their public layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.sources.files import clean_text, load_json, require_keys
+from storage.sources.karpathy import read_karpathy
+from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
+from storage.sources.spec import CocoSpec
+
+_COCO_FOLDERS = ("train2014", "val2014")
+
+
+def list_coco(name: str, spec: CocoSpec) -> SourceListing:
+    """List a COCO dataset's images, captions and utterances from its annotation files.
+
+    Images and splits come from the Karpathy file; captions from ``captions_{train,val}2014.json`` when the
+    annotations folder exists, else from the Karpathy sentences; speech from SpokenCOCO when configured.
+
+    Args:
+        name: Dataset name used in the store.
+        spec: Where the dataset lives.
+
+    Raises:
+        SourceFormatError: If an annotation file cannot be parsed.
+    """
+    root = spec.root
+    listing = SourceListing(dataset=name, media_dirs=[spec.images])
+    listing.inputs.append(spec.karpathy)
+    karpathy = read_karpathy(root / spec.karpathy)
+    by_file: dict[str, str] = {}
+    for entry in karpathy:
+        listing.images.append(ImageRecord(id=entry.image_id, split=entry.split, path=f"{spec.images}/{entry.relpath}"))
+        by_file[entry.relpath] = entry.image_id
+    annotations = root / spec.annotations if spec.annotations else None
+    if annotations is not None and annotations.is_dir():
+        for folder in _COCO_FOLDERS:
+            path = annotations / f"captions_{folder}.json"
+            if path.exists():
+                listing.inputs.append(f"{spec.annotations}/{path.name}")
+                listing.captions.extend(_annotation_captions(path))
+    else:
+        for entry in karpathy:
+            listing.captions.extend(
+                CaptionRecord(id=sentid, image_id=entry.image_id, split=entry.split, text=raw)
+                for sentid, raw in entry.sentences
+            )
+    if spec.speech:
+        listing.media_dirs.append(spec.speech)
+        for folder in ("train", "val"):
+            path = root / spec.speech / f"SpokenCOCO_{folder}.json"
+            if path.exists():
+                listing.inputs.append(f"{spec.speech}/{path.name}")
+                listing.utterances.extend(_spoken_coco(path, spec.speech, by_file))
+    listing.link()
+    return listing
+
+
+def _annotation_captions(path: Path) -> list[CaptionRecord]:
+    document = require_keys(load_json(path), ("annotations",), str(path))
+    captions = []
+    for index, raw in enumerate(document["annotations"]):
+        item = require_keys(raw, ("image_id", "id", "caption"), f"{path}: annotations[{index}]")
+        captions.append(
+            CaptionRecord(
+                id=str(item["id"]), image_id=str(item["image_id"]), split="", text=clean_text(item["caption"])
+            )
+        )
+    return captions
+
+
+def _spoken_coco(path: Path, speech_dir: str, by_file: dict[str, str]) -> list[UtteranceRecord]:
+    document = require_keys(load_json(path), ("data",), str(path))
+    utterances = []
+    for index, raw in enumerate(document["data"]):
+        entry = require_keys(raw, ("image", "captions"), f"{path}: data[{index}]")
+        image_id = by_file.get(str(entry["image"]), f"file:{entry['image']}")
+        for n, caption in enumerate(entry["captions"]):
+            item = require_keys(caption, ("uttid", "wav", "text"), f"{path}: data[{index}].captions[{n}]")
+            utterances.append(
+                UtteranceRecord(
+                    id=str(item["uttid"]),
+                    image_id=image_id,
+                    split="",
+                    path=f"{speech_dir}/{item['wav']}",
+                    text=clean_text(item["text"]),
+                    speaker=str(item.get("speaker", "")),
+                )
+            )
+    return utterances

@@ -1,0 +1,137 @@
+"""Flickr8k (token file or Kaggle CSV, split lists or Karpathy file) + Flickr Audio Caption Corpus."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from storage.errors import SourceFormatError
+from storage.sources.files import clean_text, read_lines
+from storage.sources.karpathy import read_karpathy
+from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
+from storage.sources.spec import Flickr8kSpec
+
+_SPLIT_FILES = {
+    "train": "Flickr_8k.trainImages.txt",
+    "val": "Flickr_8k.devImages.txt",
+    "test": "Flickr_8k.testImages.txt",
+}
+_IMAGE_DIRS = ("Flicker8k_Dataset", "Images")
+
+
+def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
+    """List a Flickr8k dataset's images, captions and utterances from its annotation files.
+
+    Args:
+        name: Dataset name used in the store.
+        spec: Where the dataset lives.
+
+    Raises:
+        SourceFormatError: If an annotation file is missing or cannot be parsed.
+    """
+    root = spec.root
+    images_dir = spec.images or next((d for d in _IMAGE_DIRS if (root / d).is_dir()), _IMAGE_DIRS[0])
+    listing = SourceListing(dataset=name, media_dirs=[images_dir])
+    if spec.karpathy:
+        listing.inputs.append(spec.karpathy)
+        splits = {Path(e.relpath).name: e.split for e in read_karpathy(root / spec.karpathy)}
+    else:
+        splits = {}
+        for split, filename in _SPLIT_FILES.items():
+            listing.inputs.append(f"{spec.text}/{filename}")
+            splits.update({line.strip(): split for line in read_lines(root / spec.text / filename) if line.strip()})
+    for filename, split in splits.items():
+        listing.images.append(ImageRecord(id=Path(filename).stem, split=split, path=f"{images_dir}/{filename}"))
+    if spec.captions_csv:
+        listing.inputs.append(spec.captions_csv)
+        listing.captions.extend(_kaggle_captions(root / spec.captions_csv))
+    else:
+        listing.inputs.append(f"{spec.text}/Flickr8k.token.txt")
+        listing.captions.extend(_token_captions(root / spec.text / "Flickr8k.token.txt"))
+    if spec.speech:
+        listing.media_dirs.append(spec.speech)
+        listing.inputs.extend([f"{spec.speech}/wav2capt.txt", f"{spec.speech}/wav2spk.txt"])
+        listing.utterances.extend(_flickr_audio(root, spec.speech, listing.captions))
+    listing.link()
+    return listing
+
+
+def _caption(filename: str, number: str, text: str) -> CaptionRecord:
+    # Caption ids are "<image file>#<n>", the key Flickr8k.token.txt and wav2capt.txt both use.
+    return CaptionRecord(id=f"{filename}#{number}", image_id=Path(filename).stem, split="", text=clean_text(text))
+
+
+def _token_captions(path: Path) -> list[CaptionRecord]:
+    captions = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        key, tab, text = line.partition("\t")
+        filename, hash_, index = key.rpartition("#")[0], "#" in key, key.rpartition("#")[2]
+        if not tab or not hash_ or not filename:
+            record = CaptionRecord(id=f"{path.name}:{number}", image_id="", split="", text=line)
+            record.status, record.reason = (
+                REJECTED,
+                f"{path.name} line {number}: expected '<image>#<n><TAB><caption>'",
+            )
+            captions.append(record)
+            continue
+        captions.append(_caption(filename, index, text))
+    return captions
+
+
+def _kaggle_captions(path: Path) -> list[CaptionRecord]:
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    except FileNotFoundError as error:
+        raise SourceFormatError(f"{path}: file not found; check the dataset paths in the config") from error
+    except csv.Error as error:
+        raise SourceFormatError(f"{path}: invalid CSV ({error})") from error
+    if rows and not {"image", "caption"} <= set(rows[0]):
+        raise SourceFormatError(f"{path}:1: expected the header 'image,caption'")
+    counters: dict[str, int] = {}
+    captions = []
+    for row in rows:
+        filename = row["image"] or ""
+        index = counters.get(filename, 0)
+        counters[filename] = index + 1
+        captions.append(_caption(filename, str(index), row["caption"] or ""))
+    return captions
+
+
+def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> list[UtteranceRecord]:
+    texts = {c.id: c.text for c in captions}
+    speakers: dict[str, str] = {}
+    for line in read_lines(root / speech / "wav2spk.txt"):
+        wav, _, speaker = line.strip().partition(" ")
+        if wav:
+            speakers[wav] = speaker.strip()
+    utterances = []
+    for number, line in enumerate(read_lines(root / speech / "wav2capt.txt"), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        wav = parts[0]
+        record = UtteranceRecord(
+            id=Path(wav).stem,
+            image_id="",
+            split="",
+            path=f"{speech}/wavs/{wav}",
+            text="",
+            speaker=speakers.get(wav, ""),
+        )
+        if len(parts) != 3 or not parts[2].startswith("#"):
+            record.status, record.reason = (
+                REJECTED,
+                f"wav2capt.txt line {number}: expected '<wav> <image> #<n>'",
+            )
+        else:
+            # Map by this file, never by the wav's name: the names do not always match the captions.
+            record.image_id = Path(parts[1]).stem
+            key = f"{parts[1]}{parts[2]}"
+            record.text = texts.get(key, "")
+            if key not in texts:
+                record.status, record.reason = REJECTED, f"no caption {key!r} in the captions file"
+        utterances.append(record)
+    return utterances

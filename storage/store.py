@@ -1,0 +1,137 @@
+"""The store root: one fsspec URL (a local folder by default, ``s3://`` or ``gs://`` in production).
+
+Every path handed around inside the project is a store-relative key (``"coco/manifests/…"``); only this
+module turns keys into filesystem paths. Small control files (markers, pointers) are written atomically:
+on a local disk through a temporary file and a rename, on object stores by a single PUT.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from storage.hashing import sha256_stream
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One file below a store key: its key relative to that prefix and its size in bytes."""
+
+    relpath: str
+    size: int
+
+
+class Store:
+    """A store root reached through fsspec.
+
+    Args:
+        url: Root URL or local path. Relative local paths are taken as given (the caller resolves them).
+        storage_options: Extra keyword arguments for the fsspec filesystem (credentials, endpoint).
+    """
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/") or url
+        self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.root: str = root.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a folder on this machine's filesystem."""
+        protocol = self.fs.protocol
+        names = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        return "file" in names or "local" in names
+
+    def path(self, key: str) -> str:
+        """Return the filesystem path of a store key."""
+        key = key.strip("/")
+        return f"{self.root}/{key}" if key else self.root
+
+    def url_of(self, key: str) -> str:
+        """Return a URL for a store key that a user (or another process) can open."""
+        key = key.strip("/")
+        return f"{self.url}/{key}" if key else self.url
+
+    def exists(self, key: str) -> bool:
+        """Whether a file or folder exists at the key."""
+        return bool(self.fs.exists(self.path(key)))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write a whole file atomically: readers see the old content or the new one, never a part."""
+        target = self.path(key)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if not self.is_local:
+            self.fs.pipe_file(target, data)  # a single PUT is atomic on object stores
+            return
+        temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+        self.fs.pipe_file(temporary, data)
+        self.fs.mv(temporary, target)
+
+    def write_json(self, key: str, value: Any) -> None:
+        """Write a JSON document atomically (UTF-8, indented for people who read it)."""
+        self.write_bytes(key, (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def read_bytes(self, key: str) -> bytes:
+        """Read a whole file."""
+        data: bytes = self.fs.cat_file(self.path(key))
+        return data
+
+    def read_json(self, key: str) -> Any:
+        """Read a JSON document."""
+        return json.loads(self.read_bytes(key))
+
+    def open(self, key: str, mode: str = "rb") -> Any:
+        """Open a file for streaming; writing creates parent folders first."""
+        if "w" in mode:
+            self.fs.makedirs(posixpath.dirname(self.path(key)), exist_ok=True)
+        return self.fs.open(self.path(key), mode)
+
+    def sha256(self, key: str) -> str:
+        """Return the hex sha256 of a file in the store."""
+        with self.fs.open(self.path(key), "rb") as stream:
+            return sha256_stream(stream)
+
+    def remove(self, key: str) -> None:
+        """Delete a file or a whole folder; a missing key is not an error."""
+        path = self.path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def list_dirs(self, key: str) -> list[str]:
+        """Return the names of the folders directly below a key (empty when it does not exist)."""
+        path = self.path(key)
+        if not self.fs.exists(path):
+            return []
+        entries = self.fs.ls(path, detail=True)
+        return sorted(posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory")
+
+    def walk_files(self, key: str) -> Iterator[FileInfo]:
+        """Yield every file below a key, with paths relative to it, in sorted order."""
+        base = self.path(key)
+        if not self.fs.exists(base):
+            return
+        found = self.fs.find(base, detail=True)
+        for name in sorted(found):
+            info = found[name]
+            if info["type"] == "file":
+                yield FileInfo(relpath=posixpath.relpath(name, base), size=int(info["size"]))
+
+    def disk_usage(self, key: str) -> int:
+        """Return the total size in bytes of every file below a key."""
+        return sum(f.size for f in self.walk_files(key))
+
+    def zarr_store(self, key: str, *, read_only: bool = False) -> Any:
+        """Return a zarr v3 store object rooted at a key."""
+        import zarr.storage
+
+        if self.is_local:
+            return zarr.storage.LocalStore(self.path(key), read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            self.url_of(key), storage_options=self.storage_options or None, read_only=read_only
+        )

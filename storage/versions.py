@@ -1,0 +1,155 @@
+"""Versioned store locations and the ``current`` pointer.
+
+Layout (docs/FORMAT.md)::
+
+    <root>/<dataset>/<kind>/<version>/version.json        what produced this version
+    <root>/<dataset>/<kind>/<version>/shards/<shard_id>/  data, written by exactly one task
+    <root>/<dataset>/<kind>/<version>/commits/<shard_id>.json   commit marker, written last
+    <root>/<dataset>/<kind>/current.json                  pointer to the complete version readers use
+
+A version is named by the fingerprint of what produced it, so a new model or codebook never overwrites
+an old version; the pointer moves (atomically) only once every planned shard of the new one is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.errors import NotCommittedError
+from storage.format import FORMAT_VERSION, check_format_version
+from storage.marker import CommitMarker
+from storage.store import Store
+
+
+class StoreVersion:
+    """One version of one kind of store for one dataset.
+
+    Args:
+        store: The store root.
+        dataset: Dataset name (``coco``, ``flickr8k``).
+        kind: Store kind (``manifests``, ``image-units``, ``speech-features``, …).
+        version: Version id, normally a fingerprint.
+    """
+
+    def __init__(self, store: Store, dataset: str, kind: str, version: str) -> None:
+        for label, value in (("dataset", dataset), ("kind", kind), ("version", version)):
+            if not value or "/" in value or value.startswith("."):
+                raise ValueError(f"invalid {label} name for a store location: {value!r}")
+        self.store = store
+        self.dataset = dataset
+        self.kind = kind
+        self.version = version
+        self.prefix = f"{dataset}/{kind}/{version}"
+
+    def __repr__(self) -> str:
+        return f"StoreVersion({self.store.url_of(self.prefix)!r})"
+
+    @property
+    def url(self) -> str:
+        """URL of the version folder."""
+        return self.store.url_of(self.prefix)
+
+    def shard_key(self, shard_id: str) -> str:
+        """Store key of the folder a shard writes its data into."""
+        return f"{self.prefix}/shards/{shard_id}"
+
+    def marker_key(self, shard_id: str) -> str:
+        """Store key of a shard's commit marker."""
+        return f"{self.prefix}/commits/{shard_id}.json"
+
+    def ensure_created(self, produced_by: dict[str, Any]) -> None:
+        """Write ``version.json`` once, recording what produced this version."""
+        key = f"{self.prefix}/version.json"
+        if self.store.exists(key):
+            return
+        self.store.write_json(
+            key,
+            {
+                "format_version": FORMAT_VERSION,
+                "dataset": self.dataset,
+                "kind": self.kind,
+                "version": self.version,
+                "produced_by": produced_by,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Read ``version.json``, refusing unknown formats."""
+        key = f"{self.prefix}/version.json"
+        document: dict[str, Any] = self.store.read_json(key)
+        check_format_version(document.get("format_version"), self.store.url_of(key))
+        return document
+
+    def marker(self, shard_id: str) -> CommitMarker | None:
+        """Return a shard's commit marker, or None when the shard is not committed."""
+        key = self.marker_key(shard_id)
+        if not self.store.exists(key):
+            return None
+        return CommitMarker.from_json(self.store.read_json(key), self.store.url_of(key))
+
+    def require_marker(self, shard_id: str) -> CommitMarker:
+        """Return a shard's commit marker.
+
+        Raises:
+            NotCommittedError: If the shard has no marker.
+        """
+        marker = self.marker(shard_id)
+        if marker is None:
+            raise NotCommittedError(f"shard {shard_id!r} of {self.url} is not committed; run its flow first")
+        return marker
+
+    def committed(self) -> dict[str, CommitMarker]:
+        """Return every commit marker of this version, by shard id."""
+        markers: dict[str, CommitMarker] = {}
+        for info in self.store.walk_files(f"{self.prefix}/commits"):
+            if info.relpath.endswith(".json") and "/" not in info.relpath:
+                shard_id = info.relpath.removesuffix(".json")
+                markers[shard_id] = self.require_marker(shard_id)
+        return markers
+
+    def needs_build(self, shard_id: str, input_fingerprint: str) -> bool:
+        """Whether a shard must be (re)built: it has no marker, or its marker is for other inputs."""
+        marker = self.marker(shard_id)
+        return marker is None or marker.input_fingerprint != input_fingerprint
+
+    def publish(self, expected_shards: Iterable[str]) -> None:
+        """Point ``current`` at this version, once every expected shard is committed.
+
+        Raises:
+            NotCommittedError: If any expected shard has no marker; the pointer is left as it was.
+        """
+        expected = sorted(set(expected_shards))
+        committed = self.committed()
+        missing = [s for s in expected if s not in committed]
+        if missing:
+            raise NotCommittedError(
+                f"{self.url} is incomplete: {len(missing)} shard(s) not committed ({', '.join(missing[:5])}…); "
+                "rerun the flow to build them"
+            )
+        self.store.write_json(
+            f"{self.dataset}/{self.kind}/current.json",
+            {
+                "format_version": FORMAT_VERSION,
+                "version": self.version,
+                "shards": expected,
+                "switched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+
+
+def current_version(store: Store, dataset: str, kind: str) -> StoreVersion | None:
+    """Return the version the ``current`` pointer names, or None when none was published."""
+    key = f"{dataset}/{kind}/current.json"
+    if not store.exists(key):
+        return None
+    pointer = store.read_json(key)
+    check_format_version(pointer.get("format_version"), store.url_of(key))
+    return StoreVersion(store, dataset, kind, pointer["version"])
+
+
+def list_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
+    """Return every version folder of a dataset's store kind, published or not."""
+    return [StoreVersion(store, dataset, kind, name) for name in store.list_dirs(f"{dataset}/{kind}")]
