@@ -25,7 +25,7 @@ def _read(root: Path, record: ImageRecord | UtteranceRecord) -> bytes | None:
         return None
     path = root / record.path
     if not path.is_file():
-        reject(record, f"missing file {record.path}")
+        reject(record, f"missing file: {record.path}")
         return None
     data = path.read_bytes()
     record.bytes = len(data)
@@ -59,7 +59,7 @@ def probe_utterance(root: Path, record: UtteranceRecord) -> None:
     record.sample_rate = int(info.samplerate)
     record.duration = float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
     if info.frames <= 0:
-        reject(record, "empty audio (0 samples)")
+        reject(record, "empty audio: 0 samples")
 
 
 def probe_all(

@@ -68,11 +68,11 @@ def unsafe_path_reason(root: Path, relpath: str) -> str | None:
     """
     pure = PurePosixPath(relpath.replace("\\", "/"))
     if not relpath or pure.is_absolute() or relpath.startswith("~") or (len(relpath) > 1 and relpath[1] == ":"):
-        return f"path {relpath!r} is absolute or empty; listed paths must be relative to the dataset root"
+        return f"unsafe path: {relpath!r} is absolute or empty; listed paths must be relative to the dataset root"
     if ".." in pure.parts:
-        return f"path {relpath!r} leaves the dataset root ('..')"
+        return f"unsafe path: {relpath!r} leaves the dataset root ('..')"
     real_root = Path(os.path.realpath(root))
     real = Path(os.path.realpath(root / pure))
     if real != real_root and real_root not in real.parents:
-        return f"path {relpath!r} resolves outside the dataset root (symlink to {real})"
+        return f"unsafe path: {relpath!r} resolves outside the dataset root (symlink to {real})"
     return None

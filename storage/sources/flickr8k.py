@@ -67,12 +67,12 @@ def _token_captions(path: Path) -> list[CaptionRecord]:
         if not line.strip():
             continue
         key, tab, text = line.partition("\t")
-        filename, hash_, index = key.rpartition("#")[0], "#" in key, key.rpartition("#")[2]
+        filename, hash_, index = key.rpartition("#")
         if not tab or not hash_ or not filename:
             record = CaptionRecord(id=f"{path.name}:{number}", image_id="", split="", text=line)
             record.status, record.reason = (
                 REJECTED,
-                f"{path.name} line {number}: expected '<image>#<n><TAB><caption>'",
+                f"malformed line: {path.name} line {number}, expected '<image>#<n><TAB><caption>'",
             )
             captions.append(record)
             continue
@@ -124,7 +124,7 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> lis
         if len(parts) != 3 or not parts[2].startswith("#"):
             record.status, record.reason = (
                 REJECTED,
-                f"wav2capt.txt line {number}: expected '<wav> <image> #<n>'",
+                f"malformed line: wav2capt.txt line {number}, expected '<wav> <image> #<n>'",
             )
         else:
             # Map by this file, never by the wav's name: the names do not always match the captions.
@@ -132,6 +132,6 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> lis
             key = f"{parts[1]}{parts[2]}"
             record.text = texts.get(key, "")
             if key not in texts:
-                record.status, record.reason = REJECTED, f"no caption {key!r} in the captions file"
+                record.status, record.reason = REJECTED, f"caption key without a caption: {key!r} is not in the captions file"
         utterances.append(record)
     return utterances

@@ -73,7 +73,7 @@ def reject_duplicates(records: Iterable[_Record], what: str) -> None:
     seen: set[str] = set()
     for record in records:
         if record.id in seen:
-            reject(record, f"duplicate {what} id {record.id!r}")
+            reject(record, f"duplicate id: {what} {record.id!r} is listed more than once")
         seen.add(record.id)
 
 
@@ -106,8 +106,8 @@ class SourceListing:
         linked: list[CaptionRecord | UtteranceRecord] = [*self.captions, *self.utterances]
         for item in linked:
             if item.image_id not in splits:
-                reject(item, f"no listed image {item.image_id!r} (caption key without an image)")
+                reject(item, f"caption key without an image: no listed image {item.image_id!r}")
             elif not item.split:
                 item.split = splits[item.image_id]
             if not item.text.strip():
-                reject(item, "empty caption")
+                reject(item, "empty caption: the caption text is blank")

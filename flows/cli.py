@@ -1,0 +1,110 @@
+"""The ``im2sp`` command line: sample data, running flows, the demo, storage reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from storage.errors import Im2SpError
+
+app = typer.Typer(help="Offline data pipeline for image-to-speech captioning.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports on the stores.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+console = Console()
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Pipeline YAML config.", exists=False)]
+
+
+def _fail(error: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error}")
+    return typer.Exit(code=2)
+
+
+@app.command("sample-data")
+def sample_data(directory: Annotated[Path, typer.Argument(help="Folder to write the sample datasets into.")]) -> None:
+    """Write small COCO and Flickr8k datasets in their real layouts, plus DIR/pipeline.yaml."""
+    from storage.sample.build import write_sample_data
+
+    with console.status("writing sample images, captions and speech (Piper)…"):
+        try:
+            config = write_sample_data(directory)
+        except Im2SpError as error:
+            raise _fail(error) from None
+    console.print(f"sample data written; config: [bold]{config}[/bold]")
+
+
+def run_flow(name: str, config_path: Path) -> object:
+    """Run one flow in this process (ephemeral Prefect unless PREFECT_API_URL is set) and print a summary."""
+    from flows.config import load_config
+    from flows.console import RichProgressSink, render_results
+    from flows.registry import get_flow
+    from flows.runner import task_runner
+    from storage.progress import set_sink
+
+    config = load_config(config_path)
+    flow = get_flow(name)
+    set_sink(RichProgressSink(console))
+    try:
+        results = flow.with_options(task_runner=task_runner(config.runner))(config)  # type: ignore[attr-defined]
+    finally:
+        set_sink(None)
+    render_results(console, name, results)
+    return results
+
+
+@app.command("run")
+def run(flow: Annotated[str, typer.Argument(help="Flow name, e.g. build-manifests.")], config: ConfigOption) -> None:
+    """Run one flow locally with the given config."""
+    try:
+        run_flow(flow, config)
+    except (Im2SpError, KeyError) as error:
+        raise _fail(error) from None
+
+
+@app.command("demo")
+def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for sample data and store.")]) -> None:
+    """Build the sample data (once), run the whole pipeline on it and print the storage report."""
+    config = workdir / "pipeline.yaml"
+    try:
+        if not config.exists():
+            sample_data(workdir)
+        run_flow("im2sp-pipeline", config)
+        _print_storage(config, as_json=False)
+    except Im2SpError as error:
+        raise _fail(error) from None
+
+
+def _print_storage(config_path: Path, *, as_json: bool) -> None:
+    from flows.config import load_config
+    from flows.console import storage_table
+    from flows.report import collect_storage_entries
+    from storage.report import report_json
+
+    entries = collect_storage_entries(load_config(config_path))
+    if as_json:
+        typer.echo(json.dumps(report_json(entries), indent=1))
+    else:
+        console.print(storage_table(entries))
+
+
+@report_app.command("storage")
+def report_storage(
+    config: ConfigOption, as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract.")] = False
+) -> None:
+    """Report items, raw bits and bytes on disk per dataset, modality and representation."""
+    try:
+        _print_storage(config, as_json=as_json)
+    except Im2SpError as error:
+        raise _fail(error) from None
+
+
+def main() -> None:
+    """Entry point of the ``im2sp`` console script."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

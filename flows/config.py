@@ -1,0 +1,145 @@
+"""The one YAML config that drives every flow, validated by pydantic, in sections.
+
+Relative paths (dataset roots, a local store URL, checkpoints) are taken relative to the config file.
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from storage.errors import ConfigError
+from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Section):
+    """Where every store lives: a local folder or an fsspec URL (``s3://bucket/im2sp``)."""
+
+    url: str = "store"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageTokenizerConfig(_Section):
+    """Image tokenizer choice (read by tokenize-images)."""
+
+    name: str = "patch-vq"
+    checkpoint: Path | None = None
+    codebook_size: int = Field(8192, ge=2, le=65536)
+
+
+class SpeechConfig(_Section):
+    """Speech feature extractor and unit codebook choices (read by the speech flows)."""
+
+    features: str = "mfcc"
+    checkpoint: Path | None = None
+    layer: int = Field(6, ge=1)
+    clusters: int = Field(200, ge=2)
+    keep: Literal["sample", "all"] = "sample"
+
+
+class ShardingConfig(_Section):
+    """How work is cut: items per pipeline shard, threads per task for file I/O."""
+
+    shard_size: int = Field(1024, ge=1)
+    io_workers: int = Field(4, ge=1)
+
+
+class RunnerConfig(_Section):
+    """Where tasks run: in-process threads, or a Dask cluster (``address`` of a scheduler, or a local one)."""
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _address_only_for_dask(self) -> RunnerConfig:
+        if self.address and self.kind != "dask":
+            raise ValueError("runner.address is only used with runner.kind: dask")
+        return self
+
+
+class PipelineConfig(_Section):
+    """The whole pipeline configuration."""
+
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    datasets: dict[str, DatasetSpec] = Field(min_length=1)
+    image_tokenizer: ImageTokenizerConfig = Field(default_factory=ImageTokenizerConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    sharding: ShardingConfig = Field(default_factory=ShardingConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @model_validator(mode="after")
+    def _dataset_names(self) -> PipelineConfig:
+        for name in self.datasets:
+            if not name or not name.replace("-", "").replace("_", "").isalnum() or name != name.lower():
+                raise ValueError(f"dataset name {name!r} must be lowercase letters, digits, '-' or '_'")
+        return self
+
+
+def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative dataset roots and a relative local store URL absolute, against ``base``."""
+    store = document.get("store")
+    if isinstance(store, dict) and isinstance(store.get("url"), str) and "://" not in store["url"]:
+        store["url"] = str((base / Path(store["url"]).expanduser()).resolve())
+    datasets = document.get("datasets")
+    if isinstance(datasets, dict):
+        for spec in datasets.values():
+            if isinstance(spec, dict) and isinstance(spec.get("root"), str):
+                spec["root"] = str((base / Path(spec["root"]).expanduser()).resolve())
+    for section in ("image_tokenizer", "speech"):
+        part = document.get(section)
+        if isinstance(part, dict) and isinstance(part.get("checkpoint"), str):
+            part["checkpoint"] = str((base / Path(part["checkpoint"]).expanduser()).resolve())
+    return document
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {location}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(document: Any, *, base: Path, source: str = "config") -> PipelineConfig:
+    """Validate a parsed config document.
+
+    Raises:
+        ConfigError: With one line per bad key (``datasets.coco.root: Field required``).
+    """
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (store, datasets, …)")
+    try:
+        return PipelineConfig.model_validate(_resolve(document, base))
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate a YAML config file.
+
+    Raises:
+        ConfigError: If the file is missing, not YAML (file and line named), or invalid (keys named).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    return parse_config(document, base=path.parent.resolve(), source=str(path))
+
+
+__all__ = ["CocoSpec", "ConfigError", "Flickr8kSpec", "PipelineConfig", "load_config", "parse_config"]

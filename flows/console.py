@@ -1,0 +1,102 @@
+"""What the CLI shows: a progress bar for long work, a one-screen summary, the storage table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from storage.manifests import ManifestResult
+from storage.report import StorageEntry
+
+
+class RichProgressSink:
+    """A ``storage.progress`` sink drawing one rich progress bar per task."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, label: str, total: int) -> None:
+        """Show a new bar."""
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, steps: int) -> None:
+        """Move the bar."""
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+    def finish(self) -> None:
+        """Remove the bar."""
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+        self._progress.stop()
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def manifest_summary(results: Iterable[ManifestResult]) -> Table:
+    """Return the one-screen summary of a build-manifests run: counts, rejects by reason, output URLs."""
+    table = Table(title="build-manifests", show_lines=False)
+    for column in ("dataset", "table", "listed", "ok", "rejected", "state / output"):
+        table.add_column(column, justify="right" if column in ("listed", "ok", "rejected") else "left")
+    for result in results:
+        state = "up to date" if result.skipped else "built"
+        for index, (name, counts) in enumerate(result.counts.items()):
+            table.add_row(
+                result.dataset if index == 0 else "",
+                name,
+                str(counts["listed"]),
+                str(counts["ok"]),
+                str(counts["rejected"]),
+                f"{state}: {result.url}" if index == 0 else "",
+            )
+        for reason, count in sorted(result.reasons.items()):
+            table.add_row("", "", "", "", str(count), f"[yellow]{reason}[/yellow]")
+    return table
+
+
+def storage_table(entries: Iterable[StorageEntry]) -> Table:
+    """Return the storage report as a rich table."""
+    table = Table(title="storage report")
+    for column in ("dataset", "modality", "representation", "items", "stored", "raw", "stored/raw", "path"):
+        table.add_column(column, justify="right" if column in ("items", "stored", "raw", "stored/raw") else "left")
+    for entry in entries:
+        ratio = entry.ratio_to_raw
+        table.add_row(
+            entry.dataset,
+            entry.modality,
+            entry.representation,
+            str(entry.items),
+            _human(entry.stored_bytes),
+            _human(entry.raw_bits / 8),
+            f"{ratio:.2%}" if ratio is not None else "-",
+            entry.path,
+        )
+    return table
+
+
+def render_results(console: Console, flow_name: str, results: Any) -> None:
+    """Print what a flow returned: manifest summaries where it built manifests."""
+    stages = results if isinstance(results, dict) else {flow_name: results}
+    for stage, value in stages.items():
+        if stage == "build-manifests":
+            console.print(manifest_summary(value))

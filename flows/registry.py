@@ -1,0 +1,22 @@
+"""Flows by their user-facing names (flow name = deployment name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flows.build_manifests import build_manifests_flow
+from flows.pipeline import pipeline_flow
+
+FLOWS: dict[str, Any] = {
+    "build-manifests": build_manifests_flow,
+    "im2sp-pipeline": pipeline_flow,
+}
+
+
+def get_flow(name: str) -> Callable[..., Any]:
+    """Return the flow of a name, or raise KeyError listing the known names."""
+    if name not in FLOWS:
+        raise KeyError(f"unknown flow {name!r}; known flows: {', '.join(sorted(FLOWS))}")
+    flow: Callable[..., Any] = FLOWS[name]
+    return flow

@@ -1,0 +1,19 @@
+"""Assembling the storage report from a config: which stores exist for each configured dataset."""
+
+from __future__ import annotations
+
+from flows.config import PipelineConfig
+from storage.report import StorageEntry, source_entries
+from storage.sources.spec import CocoSpec
+from storage.store import Store
+
+
+def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
+    """Return the storage report entries of every configured dataset."""
+    store = Store(config.store.url, config.store.storage_options or None)
+    entries: list[StorageEntry] = []
+    for name, spec in config.datasets.items():
+        images = spec.images if isinstance(spec, CocoSpec) else (spec.images or "")
+        roots = {"image": str(spec.root / images), "speech": str(spec.root / (spec.speech or ""))}
+        entries.extend(source_entries(store, name, roots))
+    return entries
