@@ -8,7 +8,7 @@ from pathlib import Path
 from storage.errors import SourceFormatError
 from storage.sources.files import clean_text, read_lines
 from storage.sources.karpathy import read_karpathy
-from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
+from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
 from storage.sources.spec import Flickr8kSpec
 
 _SPLIT_FILES = {
@@ -132,6 +132,6 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> lis
             key = f"{parts[1]}{parts[2]}"
             record.text = texts.get(key, "")
             if key not in texts:
-                record.status, record.reason = REJECTED, f"caption key without a caption: {key!r} is not in the captions file"
+                reject(record, f"caption key without a caption: {key!r} is not in the captions file")
         utterances.append(record)
     return utterances
