@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storage.parquet_writer import ParquetTablesWriter
+from storage.reader import iter_ragged, iter_webdataset, read_units, verify_shard
+from storage.store import Store
+from storage.versions import StoreVersion
+from storage.webdataset_writer import WebDatasetWriter
+from storage.writer import ShardWriter
+from storage.zarr_writers import ZarrRaggedWriter, ZarrUnitsWriter
+from tests.writer_contract import WriterContract
+
+
+class TestZarrUnits(WriterContract):
+    kind = "image-units"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return ZarrUnitsWriter(version, shard_id, input_fingerprint=fingerprint, chunk_rows=2)
+
+    def sample(self, index: int) -> dict[str, Any]:
+        return {"units": np.random.default_rng(index).integers(0, 8192, (32, 32))}
+
+    def bad_sample(self) -> dict[str, Any]:
+        return {"units": np.zeros((16, 16), dtype=np.int64)}
+
+    def read_back(self, version: StoreVersion, shard_id: str) -> dict[str, Any]:
+        keys, units = read_units(version, shard_id)
+        return dict(zip(keys, units, strict=True))
+
+    def assert_same(self, written: dict[str, Any], read: Any) -> None:
+        np.testing.assert_array_equal(written["units"], read)
+        assert read.dtype == np.uint16
+
+    def test_out_of_range_units_are_rejected(self, version: StoreVersion) -> None:
+        with self.make_writer(version, "s") as writer:
+            assert not writer.write("big", {"units": np.full((32, 32), 70000)})
+        assert "range" in version.require_marker("s").rejected[0].reason
+
+
+class TestZarrRagged(WriterContract):
+    kind = "speech-features"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return ZarrRaggedWriter(version, shard_id, input_fingerprint=fingerprint, row_shape=(3,), chunk_rows=4)
+
+    def sample(self, index: int) -> dict[str, Any]:
+        return {"values": np.random.default_rng(index).normal(size=(index + 2, 3)).astype(np.float16)}
+
+    def bad_sample(self) -> dict[str, Any]:
+        return {"values": np.array([[np.nan, 0, 0]], dtype=np.float32)}
+
+    def read_back(self, version: StoreVersion, shard_id: str) -> dict[str, Any]:
+        return dict(iter_ragged(version, shard_id))
+
+    def assert_same(self, written: dict[str, Any], read: Any) -> None:
+        np.testing.assert_array_equal(written["values"], read)
+
+
+class TestWebDataset(WriterContract):
+    kind = "webdataset"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return WebDatasetWriter(version, shard_id, input_fingerprint=fingerprint)
+
+    def sample(self, index: int) -> dict[str, Any]:
+        return {"units.npy": np.arange(index + 3, dtype=np.uint16), "txt": f"caption {index}", "json": {"i": index}}
+
+    def bad_sample(self) -> dict[str, Any]:
+        return {"Bad Field": b"x"}
+
+    def read_back(self, version: StoreVersion, shard_id: str) -> dict[str, Any]:
+        return dict(iter_webdataset(version, shard_id))
+
+    def assert_same(self, written: dict[str, Any], read: Any) -> None:
+        np.testing.assert_array_equal(np.load(io.BytesIO(read["units.npy"])), written["units.npy"])
+        assert read["txt"].decode() == written["txt"]
+
+    def test_readable_by_webdataset(self, version: StoreVersion) -> None:
+        with self.make_writer(version, "s") as writer:
+            for i in range(3):
+                writer.write(f"utt-{i}", self.sample(i))
+        url = version.store.path(f"{version.shard_key('s')}/data.tar")
+        samples = list(webdataset.WebDataset(url, shardshuffle=False).decode())
+        assert [s["__key__"] for s in samples] == ["utt-0", "utt-1", "utt-2"]
+        np.testing.assert_array_equal(samples[2]["units.npy"], np.arange(5))
+
+    def test_keys_with_dots_are_rejected(self, version: StoreVersion) -> None:
+        with self.make_writer(version, "s") as writer:
+            assert not writer.write("a.b", self.sample(0))
+        assert "no dots" in version.require_marker("s").rejected[0].reason
+
+
+class TestParquetTables(WriterContract):
+    kind = "manifests"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return ParquetTablesWriter(version, shard_id, input_fingerprint=fingerprint)
+
+    def sample(self, index: int) -> dict[str, Any]:
+        return {"table": pa.table({"id": [str(i) for i in range(index + 1)]})}
+
+    def bad_sample(self) -> dict[str, Any]:
+        return {"table": [1, 2, 3]}
+
+    def read_back(self, version: StoreVersion, shard_id: str) -> dict[str, Any]:
+        marker = verify_shard(version, shard_id)
+        prefix = version.shard_key(shard_id)
+        return {k: pq.read_table(io.BytesIO(version.store.read_bytes(f"{prefix}/{k}.parquet"))) for k in marker.keys}
+
+    def assert_same(self, written: dict[str, Any], read: Any) -> None:
+        assert read.equals(written["table"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=12))
+def test_ragged_round_trip_any_lengths(lengths: list[int]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        version = StoreVersion(Store(tmp), "ds", "speech-units", "v")
+        items = {f"u{i}": np.arange(n, dtype=np.int64) % 200 for i, n in enumerate(lengths)}
+        with ZarrRaggedWriter(version, "s", input_fingerprint="f", dtype="uint16", chunk_rows=7) as writer:
+            for key, values in items.items():
+                writer.write(key, {"values": values})
+        read = dict(iter_ragged(version, "s"))
+        assert list(read) == list(items)
+        for key, values in items.items():
+            np.testing.assert_array_equal(read[key], values)

@@ -1,0 +1,77 @@
+"""Tiny datasets in the real COCO/SpokenCOCO/Karpathy and Flickr8k/Flickr-Audio layouts, built per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from PIL import Image
+
+
+def write_image(path: Path, seed: int, mode: str = "RGB") -> None:
+    """Write an 8×8 JPEG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(path, "JPEG")
+
+
+def write_tone(path: Path, seconds: float = 0.5, rate: int = 16_000) -> None:
+    """Write a 16-bit mono sine tone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, subtype="PCM_16")
+
+
+def coco_entry(cocoid: int, split: str, captions: list[str]) -> dict[str, Any]:
+    """One Karpathy dataset_coco.json entry."""
+    folder = "train2014" if split == "train" else "val2014"
+    return {
+        "filepath": folder,
+        "filename": f"COCO_{folder}_{cocoid:012d}.jpg",
+        "imgid": cocoid,
+        "split": split,
+        "sentences": [{"tokens": c.split(), "raw": c, "imgid": cocoid, "sentid": cocoid * 10 + i} for i, c in enumerate(captions)],
+        "cocoid": cocoid,
+    }
+
+
+def write_coco(root: Path, entries: list[dict[str, Any]], *, speech: bool = True, images: bool = True) -> None:
+    """Write a Karpathy file, the images it lists and (optionally) SpokenCOCO with one utterance per caption."""
+    (root / "karpathy").mkdir(parents=True, exist_ok=True)
+    (root / "karpathy" / "dataset_coco.json").write_text(json.dumps({"images": entries, "dataset": "coco"}))
+    spoken: dict[str, list[dict[str, Any]]] = {"train": [], "val": []}
+    for entry in entries:
+        if images:
+            write_image(root / "COCO_2014" / entry["filepath"] / entry["filename"], entry["cocoid"])
+        captions = []
+        for n, sentence in enumerate(entry["sentences"]):
+            uttid = f"spk-{sentence['sentid']}_{entry['cocoid']}_{n}"
+            wav = f"wavs/{entry['filepath'][:-4]}/0/{uttid}.wav"
+            if speech:
+                write_tone(root / "SpokenCOCO" / wav)
+            captions.append({"text": sentence["raw"].upper(), "speaker": "spk", "uttid": uttid, "wav": wav})
+        spoken[entry["filepath"][:-4]].append({"image": f"{entry['filepath']}/{entry['filename']}", "captions": captions})
+    if speech:
+        for part, data in spoken.items():
+            (root / "SpokenCOCO" / f"SpokenCOCO_{part}.json").write_text(json.dumps({"data": data}))
+
+
+def write_flickr(root: Path, images: dict[str, str], tokens: list[str], wav2capt: list[str]) -> None:
+    """Write a Flickr8k layout: ``images`` maps file name to split; ``tokens`` are token.txt lines."""
+    files = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt", "test": "Flickr_8k.testImages.txt"}
+    text = root / "Flickr8k_text"
+    text.mkdir(parents=True, exist_ok=True)
+    for split, name in files.items():
+        (text / name).write_text("".join(f"{f}\n" for f, s in images.items() if s == split))
+    for index, filename in enumerate(images):
+        write_image(root / "Flicker8k_Dataset" / filename, index)
+    (text / "Flickr8k.token.txt").write_text("\n".join(tokens) + "\n")
+    audio = root / "flickr_audio"
+    (audio / "wavs").mkdir(parents=True, exist_ok=True)
+    for line in wav2capt:
+        write_tone(audio / "wavs" / line.split()[0])
+    (audio / "wav2capt.txt").write_text("\n".join(wav2capt) + "\n")
+    (audio / "wav2spk.txt").write_text("".join(f"{line.split()[0]} 3\n" for line in wav2capt))
