@@ -33,7 +33,9 @@ def coco_entry(cocoid: int, split: str, captions: list[str]) -> dict[str, Any]:
         "filename": f"COCO_{folder}_{cocoid:012d}.jpg",
         "imgid": cocoid,
         "split": split,
-        "sentences": [{"tokens": c.split(), "raw": c, "imgid": cocoid, "sentid": cocoid * 10 + i} for i, c in enumerate(captions)],
+        "sentences": [
+            {"tokens": c.split(), "raw": c, "imgid": cocoid, "sentid": cocoid * 10 + i} for i, c in enumerate(captions)
+        ],
         "cocoid": cocoid,
     }
 
@@ -53,7 +55,9 @@ def write_coco(root: Path, entries: list[dict[str, Any]], *, speech: bool = True
             if speech:
                 write_tone(root / "SpokenCOCO" / wav)
             captions.append({"text": sentence["raw"].upper(), "speaker": "spk", "uttid": uttid, "wav": wav})
-        spoken[entry["filepath"][:-4]].append({"image": f"{entry['filepath']}/{entry['filename']}", "captions": captions})
+        spoken[entry["filepath"][:-4]].append(
+            {"image": f"{entry['filepath']}/{entry['filename']}", "captions": captions}
+        )
     if speech:
         for part, data in spoken.items():
             (root / "SpokenCOCO" / f"SpokenCOCO_{part}.json").write_text(json.dumps({"data": data}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.sources.files import clean_text, load_json, require_keys
+from storage.sources.files import clean_text, load_json, require_keys, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
 from storage.sources.spec import CocoSpec
@@ -31,7 +31,7 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
     karpathy = read_karpathy(root / spec.karpathy)
     by_file: dict[str, str] = {}
     for entry in karpathy:
-        listing.images.append(ImageRecord(id=entry.image_id, split=entry.split, path=f"{spec.images}/{entry.relpath}"))
+        listing.images.append(ImageRecord(id=entry.image_id, split=entry.split, path=under(spec.images, entry.relpath)))
         by_file[entry.relpath] = entry.image_id
     annotations = root / spec.annotations if spec.annotations else None
     if annotations is not None and annotations.is_dir():
@@ -83,7 +83,7 @@ def _spoken_coco(path: Path, speech_dir: str, by_file: dict[str, str]) -> list[U
                     id=str(item["uttid"]),
                     image_id=image_id,
                     split="",
-                    path=f"{speech_dir}/{item['wav']}",
+                    path=under(speech_dir, str(item["wav"])),
                     text=clean_text(item["text"]),
                     speaker=str(item.get("speaker", "")),
                 )

@@ -60,6 +60,13 @@ def clean_text(text: object) -> str:
     return unicodedata.normalize("NFC", str(text)).strip()
 
 
+def under(folder: str, listed: str) -> str:
+    """Join a listed path to its folder, keeping absolute paths absolute so the safety check sees them."""
+    if PurePosixPath(listed).is_absolute() or listed.startswith("~"):
+        return listed
+    return f"{folder}/{listed}" if folder else listed
+
+
 def unsafe_path_reason(root: Path, relpath: str) -> str | None:
     """Return why a listed path may not be read, or None when it stays inside the dataset root.
 

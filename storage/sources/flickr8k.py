@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from storage.errors import SourceFormatError
-from storage.sources.files import clean_text, read_lines
+from storage.sources.files import clean_text, read_lines, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
 from storage.sources.spec import Flickr8kSpec
@@ -41,7 +41,7 @@ def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
             listing.inputs.append(f"{spec.text}/{filename}")
             splits.update({line.strip(): split for line in read_lines(root / spec.text / filename) if line.strip()})
     for filename, split in splits.items():
-        listing.images.append(ImageRecord(id=Path(filename).stem, split=split, path=f"{images_dir}/{filename}"))
+        listing.images.append(ImageRecord(id=Path(filename).stem, split=split, path=under(images_dir, filename)))
     if spec.captions_csv:
         listing.inputs.append(spec.captions_csv)
         listing.captions.extend(_kaggle_captions(root / spec.captions_csv))
@@ -117,7 +117,7 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> lis
             id=Path(wav).stem,
             image_id="",
             split="",
-            path=f"{speech}/wavs/{wav}",
+            path=under(f"{speech}/wavs", wav),
             text="",
             speaker=speakers.get(wav, ""),
         )
