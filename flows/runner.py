@@ -13,7 +13,7 @@ def task_runner(runner: RunnerConfig, max_workers: int = 2) -> Any:
     A Dask runner without an address starts a local cluster for the run (one worker process per core).
     """
     if runner.kind == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         if runner.address:
             return DaskTaskRunner(address=runner.address)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -90,7 +89,7 @@ def test_path_traversal_is_rejected(tmp_path: Path, store: Store) -> None:
     entries[1]["filepath"], entries[1]["filename"] = "", str(outside)
     link = root / "COCO_2014/val2014/COCO_val2014_000000000003.jpg"
     link.unlink()
-    os.symlink(outside, link)
+    link.symlink_to(outside)
     (root / "karpathy/dataset_coco.json").write_text(json.dumps({"images": entries}))
     result = build_manifests(store, "coco", spec, shard_size=4, workers=1)
     images = read_table(current_version(store, "coco", "manifests"), "images").to_pylist()  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storage.shard_plan import PlanItem, plan_shards
+
+_items = st.lists(
+    st.builds(
+        PlanItem,
+        id=st.text("abc0123", min_size=1, max_size=6),
+        split=st.sampled_from(["train", "val", "test"]),
+        sha256=st.text("0123456789abcdef", min_size=4, max_size=4),
+    ),
+    unique_by=lambda item: item.id,
+    max_size=60,
+)
+
+
+@given(_items, st.integers(min_value=1, max_value=9))
+def test_every_item_once_in_fixed_size_shards(items: list[PlanItem], size: int) -> None:
+    shards = plan_shards("image", items, size)
+    placed = [item for shard in shards for item in shard.items]
+    assert sorted(placed) == sorted(item.id for item in items)
+    for shard in shards:
+        assert 1 <= len(shard.items) <= size
+        assert shard.shard_id.startswith(f"{shard.split}-")
+    assert plan_shards("image", list(reversed(items)), size) == shards  # order of listing does not matter
+
+
+@given(_items, st.integers(min_value=1, max_value=9), st.text("xyz", min_size=7, max_size=7))
+def test_adding_to_one_split_leaves_other_splits_alone(items: list[PlanItem], size: int, new_id: str) -> None:
+    before = plan_shards("image", items, size)
+    after = plan_shards("image", [*items, PlanItem(new_id, "train", "ffff")], size)
+    assert [s for s in before if s.split != "train"] == [s for s in after if s.split != "train"]
+
+
+def test_changed_content_changes_only_its_shard_fingerprint() -> None:
+    items = [PlanItem(f"{i:03d}", "train", "aa") for i in range(6)]
+    before = plan_shards("image", items, 3)
+    items[4] = PlanItem("004", "train", "bb")
+    after = plan_shards("image", items, 3)
+    assert before[0] == after[0]
+    assert before[1].items == after[1].items and before[1].fingerprint != after[1].fingerprint
