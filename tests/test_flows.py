@@ -26,3 +26,20 @@ def test_pipeline_flow_runs_on_prefect(tmp_path: Path, prefect_harness: None) ->
     results = pipeline_flow(config)["build-manifests"]
     assert [(r.dataset, r.skipped, r.counts["images"]["ok"]) for r in results] == [("coco", False, 2)]
     assert (tmp_path / "store/coco/manifests/current.json").exists()
+
+
+def test_build_manifests_on_a_dask_cluster(tmp_path: Path, prefect_harness: None) -> None:
+    from flows.build_manifests import build_manifests_flow
+    from flows.runner import task_runner
+
+    write_coco(tmp_path / "coco", [coco_entry(1, "train", ["A dog."])], speech=False)
+    write_coco(tmp_path / "coco2", [coco_entry(2, "val", ["A cat."]), coco_entry(3, "test", ["Sky."])], speech=False)
+    config = parse_config(
+        {
+            "datasets": {"coco": {"kind": "coco", "root": "coco"}, "other": {"kind": "coco", "root": "coco2"}},
+            "runner": {"kind": "dask"},
+        },
+        base=tmp_path,
+    )
+    results = build_manifests_flow.with_options(task_runner=task_runner(config.runner))(config)
+    assert {r.dataset: r.counts["images"]["ok"] for r in results} == {"coco": 1, "other": 2}
