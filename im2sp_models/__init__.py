@@ -1,1 +1,1 @@
-"""im2sp_models."""
+"""Models: image tokenizers, speech feature extractors, … — no Prefect, no store access."""

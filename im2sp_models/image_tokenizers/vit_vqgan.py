@@ -1,0 +1,204 @@
+"""``vit-vqgan``: ViT-VQGAN checkpoints as released (Lightning ``.ckpt`` or safetensors), and SeiT's pair.
+
+Accepted checkpoints (a file, or a folder holding exactly one of them):
+- a Lightning ``.ckpt`` whose ``state_dict`` has ``encoder.*``, ``decoder.*``, ``quantizer.embedding.weight``,
+  ``pre_quant.*``, ``post_quant.*`` (``loss.*`` is ignored); loaded with ``torch.load(weights_only=True)``;
+- a ``.safetensors`` file with the same keys;
+- SeiT's ``tokenizer.ckpt`` (a pickled encoder module) + ``codebook.ckpt`` (an N × 32 tensor): pickles run
+  code when loaded, so this needs ``trust_pickle: true``; it has no decoder, so it cannot reconstruct.
+The architecture is read off the tensor shapes; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from im2sp_models.errors import CheckpointError
+from im2sp_models.image_tokenizers.registry import register_tokenizer, resolve_device
+
+_REQUIRED = (
+    "encoder.to_patch_embedding.0.weight",
+    "quantizer.embedding.weight",
+    "pre_quant.weight",
+    "post_quant.weight",
+    "decoder.to_pixel.1.weight",
+)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path)))
+    try:
+        document = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError or RuntimeError for refused globals
+        raise CheckpointError(
+            f"{path}: cannot be read as plain tensors ({type(error).__name__}); export its state_dict to "
+            "safetensors, or check that it is a ViT-VQGAN Lightning checkpoint"
+        ) from error
+    state = document.get("state_dict", document) if isinstance(document, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no state_dict found")
+    return state
+
+
+@register_tokenizer("vit-vqgan")
+class ViTVQGAN:
+    """A loaded ViT-VQGAN (or SeiT encoder + codebook) as an image tokenizer.
+
+    Args:
+        net: The network (``ViTVQ``), or for SeiT a callable encoder.
+        checksum: sha256 of the checkpoint file(s), part of the fingerprint.
+        device: Where to run.
+        codebook: SeiT's codebook tensor (None for full ViT-VQGAN checkpoints).
+    """
+
+    name: ClassVar[str] = "vit-vqgan"
+
+    def __init__(self, net: Any, checksum: str, device: str, codebook: Any = None, batch_size: int = 16) -> None:
+        import torch
+
+        self.device = device
+        self.net = net.to(device).eval()
+        self.checksum = checksum
+        self._seit_codebook = None if codebook is None else torch.nn.functional.normalize(codebook.float(), dim=-1)
+        self.batch_size = batch_size
+
+    @property
+    def codebook_size(self) -> int:
+        """Number of codes, as the checkpoint has them (8192 for ViT-VQGAN; SeiT's file decides its own)."""
+        if self._seit_codebook is not None:
+            return int(self._seit_codebook.shape[0])
+        return int(self.net.config.n_embed)
+
+    @property
+    def can_decode(self) -> bool:
+        """SeiT's pair has no decoder."""
+        return self._seit_codebook is None
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the name and the checkpoint bytes (the architecture follows from them)."""
+        return hashlib.sha256(f"{self.name}\n{self.checksum}".encode()).hexdigest()[:16]
+
+    def codebook_vectors(self) -> np.ndarray:
+        """The l2-normalised code vectors."""
+        import torch
+
+        with torch.no_grad():
+            codes = (
+                self._seit_codebook
+                if self._seit_codebook is not None
+                else self.net.quantizer.lookup(torch.arange(self.codebook_size, device=self.device))
+            )
+        return np.asarray(codes.float().cpu().numpy(), dtype=np.float32)
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if self.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Images ``(B, 3, 256, 256)`` in [0, 1] → units ``(B, 32, 32)``."""
+        import torch
+
+        outputs = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size])).to(self.device)
+                if self._seit_codebook is not None:
+                    z = torch.nn.functional.normalize(self.net(batch).float().reshape(-1, 32), dim=-1)
+                    ids = (z @ self._seit_codebook.to(z.device).t()).argmax(-1).reshape(len(batch), -1)
+                else:
+                    ids = self.net.encode_codes(batch)
+                outputs.append(ids.cpu().numpy())
+        grid = int(np.sqrt(outputs[0].shape[1])) if outputs else 32
+        return np.concatenate(outputs).reshape(len(images), grid, grid).astype(np.int64)
+
+    def decode(self, units: np.ndarray) -> np.ndarray:
+        """Units ``(B, 32, 32)`` → images ``(B, 3, 256, 256)`` in [0, 1]."""
+        import torch
+
+        if not self.can_decode:
+            raise CheckpointError("this vit-vqgan checkpoint (SeiT's encoder + codebook) has no decoder")
+        outputs = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(units), self.batch_size):
+                ids = torch.from_numpy(units[start : start + self.batch_size].reshape(-1, units.shape[1] ** 2))
+                outputs.append(self.net.decode_codes(ids.to(self.device)).float().cpu().numpy())
+        return np.concatenate(outputs).astype(np.float32)
+
+    @classmethod
+    def load(cls, checkpoint: Path, *, device: str = "auto", trust_pickle: bool = False, **options: Any) -> ViTVQGAN:
+        """Load a checkpoint file or folder (see the module docstring).
+
+        Raises:
+            CheckpointError: Missing files or keys, wrong shapes, or a pickle without ``trust_pickle``.
+        """
+        from im2sp_models.image_tokenizers.vit_vqgan_net import ViTVQ, infer_config
+
+        resolved = resolve_device(device)
+        if checkpoint.is_dir() and (checkpoint / "tokenizer.ckpt").exists():
+            return cls._load_seit(checkpoint, resolved, trust_pickle)
+        path = _single_file(checkpoint)
+        state = {k: v for k, v in _read_state(path).items() if not k.startswith("loss.")}
+        missing = [k for k in _REQUIRED if k not in state]
+        if missing:
+            raise CheckpointError(f"{path}: not a ViT-VQGAN checkpoint, missing {missing}")
+        net = ViTVQ(infer_config(state))
+        result = net.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(
+                f"{path}: keys do not match the ViT-VQGAN layout (missing {result.missing_keys[:5]}, "
+                f"unexpected {result.unexpected_keys[:5]})"
+            )
+        return cls(net, _file_sha256(path), resolved, batch_size=int(options.get("batch_size", 16)))
+
+    @classmethod
+    def _load_seit(cls, folder: Path, device: str, trust_pickle: bool) -> ViTVQGAN:
+        import torch
+
+        if not trust_pickle:
+            raise CheckpointError(
+                f"{folder}/tokenizer.ckpt is a pickled module: loading it runs code from the file. Set "
+                "image_tokenizer.trust_pickle: true only if you trust where it came from"
+            )
+        try:
+            net = torch.load(folder / "tokenizer.ckpt", map_location="cpu", weights_only=False)
+            codebook = torch.load(folder / "codebook.ckpt", map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ModuleNotFoundError, AttributeError) as error:
+            raise CheckpointError(f"{folder}: cannot load SeiT's tokenizer.ckpt/codebook.ckpt ({error})") from error
+        if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2 or codebook.shape[1] != 32:
+            raise CheckpointError(f"{folder}/codebook.ckpt: expected an N × 32 tensor")
+        checksum = _file_sha256(folder / "tokenizer.ckpt") + _file_sha256(folder / "codebook.ckpt")
+        return cls(net, checksum, device, codebook=codebook)
+
+
+def _single_file(checkpoint: Path) -> Path:
+    if checkpoint.is_file():
+        return checkpoint
+    if not checkpoint.is_dir():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint file or folder")
+    found = sorted([*checkpoint.glob("*.ckpt"), *checkpoint.glob("*.safetensors")])
+    if len(found) != 1:
+        raise CheckpointError(f"{checkpoint}: expected one .ckpt or .safetensors file, found {[f.name for f in found]}")
+    return found[0]
