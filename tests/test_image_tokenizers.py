@@ -39,7 +39,7 @@ def test_vit_vqgan_lightning_checkpoint_round_trip(lightning_ckpt: Path) -> None
     units = tokenizer.encode(_images(2))
     assert units.shape == (2, 32, 32) and units.min() >= 0 and units.max() < 48
     pixels = tokenizer.decode(units)
-    assert pixels.shape == (2, 3, 256, 256) and 0.0 <= pixels.min() and pixels.max() <= 1.0
+    assert pixels.shape == (2, 3, 256, 256) and pixels.min() >= 0.0 and pixels.max() <= 1.0
     assert tokenizer.codebook_vectors().shape == (48, 32)
     np.testing.assert_allclose(np.linalg.norm(tokenizer.codebook_vectors(), axis=1), 1.0, rtol=1e-5)
 
@@ -85,7 +85,7 @@ class _Transpose(torch.nn.Module):
 
 def test_unknown_tokenizer() -> None:
     with pytest.raises(UnknownModelError, match="patch-vq"):
-        load_tokenizer("vqgan-9000", Path("."))
+        load_tokenizer("vqgan-9000", Path())
 
 
 def test_patch_vq_train_save_load_encode_decode(tmp_path: Path) -> None:
