@@ -181,6 +181,22 @@ def _tables(listing: SourceListing, plan: list[PlannedShard]) -> dict[str, list[
     }
 
 
+def planned_shards(version: StoreVersion, modality: str) -> list[PlannedShard]:
+    """Return a manifest's shard plan for one modality (``image`` or ``speech``), in shard-id order."""
+    rows = read_table(version, "shards").to_pylist()
+    return [
+        PlannedShard(r["modality"], r["shard_id"], r["split"], tuple(r["items"]), r["fingerprint"])
+        for r in rows
+        if r["modality"] == modality
+    ]
+
+
+def ok_rows(version: StoreVersion, table: str, columns: list[str]) -> dict[str, dict[str, Any]]:
+    """Return the chosen columns of a manifest table's ok rows, by item id."""
+    rows = read_table(version, table).select(["id", "status", *columns]).to_pylist()
+    return {row["id"]: row for row in rows if row["status"] == OK}
+
+
 def read_table(version: StoreVersion, table: str) -> pa.Table:
     """Read one manifest table of a committed manifest version."""
     version.require_marker(SHARD)

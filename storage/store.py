@@ -7,11 +7,14 @@ on a local disk through a temporary file and a rename, on object stores by a sin
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -125,6 +128,18 @@ class Store:
     def disk_usage(self, key: str) -> int:
         """Return the total size in bytes of every file below a key."""
         return sum(f.size for f in self.walk_files(key))
+
+    def local_copy(self, key: str) -> Path:
+        """Return a local folder or file holding a key's content, downloading it once from remote stores."""
+        if self.is_local:
+            return Path(self.path(key))
+        digest = hashlib.sha256(self.url_of(key).encode()).hexdigest()[:16]
+        target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "im2sp" / "store" / digest
+        if not target.exists():
+            partial = target.with_name(f"{digest}.partial-{uuid.uuid4().hex}")
+            self.fs.get(self.path(key), str(partial), recursive=True)
+            partial.rename(target)
+        return target
 
     def zarr_store(self, key: str, *, read_only: bool = False) -> Any:
         """Return a zarr v3 store object rooted at a key."""

@@ -1,0 +1,125 @@
+"""Learning a patch-vq image codebook from a bounded, deterministic sample of the datasets' images."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from im2sp_models.errors import ItemRejected
+from im2sp_models.image_preprocess import decode_image
+from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig
+from storage.blob_writer import BlobWriter
+from storage.store import Store
+from storage.versions import StoreVersion, current_version
+
+SHARED = "_shared"  # not a valid dataset name, so it never collides with one
+IMAGE_CODEBOOK = "image-codebook"
+
+
+@dataclass(frozen=True)
+class CodebookRef:
+    """A committed codebook version: its id (the tokenizer fingerprint), URL and training facts."""
+
+    codebook_id: str
+    url: str
+    codebook_size: int
+    images: int
+    skipped_images: int
+
+
+def sample_images(sources: list[tuple[str, str, list[tuple[str, str]]]], limit: int, seed: int) -> list[Path]:
+    """Pick at most ``limit`` images across datasets, by a seeded hash of their ids (stable as data grows).
+
+    Args:
+        sources: ``(dataset, root, [(image id, relative path)])`` per dataset.
+        limit: Most images to return.
+        seed: Changes the sample.
+    """
+    ranked = []
+    for dataset, root, rows in sources:
+        for image_id, relpath in rows:
+            rank = hashlib.sha256(f"{seed}:{dataset}:{image_id}".encode()).hexdigest()
+            ranked.append((rank, Path(root) / relpath))
+    return [path for _, path in sorted(ranked)[:limit]]
+
+
+def _decode(path: Path) -> Any:
+    try:
+        return decode_image(path.read_bytes())
+    except (ItemRejected, OSError):
+        return None
+
+
+def learn_image_codebook(
+    store: Store,
+    paths: list[Path],
+    config: PatchVQConfig,
+    *,
+    seed: int = 0,
+    niter: int = 20,
+    device: str = "auto",
+    io_workers: int = 4,
+) -> CodebookRef:
+    """Train a patch-vq codebook, commit it under ``_shared/image-codebook/<fingerprint>`` and publish it."""
+    with ThreadPoolExecutor(max_workers=io_workers) as pool:
+        decoded = list(pool.map(_decode, paths))
+    images = [image for image in decoded if image is not None]
+    tokenizer = PatchVQ.train(images, config, seed=seed, niter=niter, device=device)
+    version = StoreVersion(store, SHARED, IMAGE_CODEBOOK, tokenizer.fingerprint)
+    version.ensure_created(
+        {
+            "tokenizer": PatchVQ.name,
+            "codebook_size": config.codebook_size,
+            "images": len(images),
+            "seed": seed,
+            "niter": niter,
+        }
+    )
+    if version.marker("all") is None:
+        with tempfile.TemporaryDirectory() as folder:
+            tokenizer.save(Path(folder))
+            with BlobWriter(
+                version, "all", input_fingerprint=tokenizer.fingerprint, model_fingerprint=tokenizer.fingerprint
+            ) as writer:
+                for name in ("codebook.npy", "config.json"):
+                    writer.write(name, {"bytes": (Path(folder) / name).read_bytes()})
+    version.publish(["all"])
+    return CodebookRef(tokenizer.fingerprint, version.url, config.codebook_size, len(images), len(paths) - len(images))
+
+
+def current_codebook(store: Store) -> tuple[str, Path] | None:
+    """Return the id and a local folder of the current image codebook, or None when none was learned."""
+    version = current_version(store, SHARED, IMAGE_CODEBOOK)
+    if version is None:
+        return None
+    version.require_marker("all")
+    return version.version, store.local_copy(version.shard_key("all"))
+
+
+@task(name="learn-patch-codebook")
+def learn_image_codebook_task(
+    store_url: str,
+    storage_options: dict[str, Any] | None,
+    paths: list[str],
+    codebook_size: int,
+    seed: int,
+    niter: int,
+    device: str,
+    io_workers: int,
+) -> CodebookRef:
+    """Prefect task around :func:`learn_image_codebook`."""
+    return learn_image_codebook(
+        Store(store_url, storage_options),
+        [Path(p) for p in paths],
+        PatchVQConfig(codebook_size=codebook_size),
+        seed=seed,
+        niter=niter,
+        device=device,
+        io_workers=io_workers,
+    )
