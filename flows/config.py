@@ -28,11 +28,28 @@ class StoreConfig(_Section):
 
 
 class ImageTokenizerConfig(_Section):
-    """Image tokenizer choice (read by tokenize-images)."""
+    """Image tokenizer choice and how tokenize-images / learn-image-codebook run it.
 
-    name: str = "patch-vq"
+    ``checkpoint`` is a local file or folder; for ``patch-vq`` it may be left out, and the codebook that
+    learn-image-codebook published in the store is used.
+    """
+
+    name: Literal["patch-vq", "vit-vqgan"] = "patch-vq"
     checkpoint: Path | None = None
+    trust_pickle: bool = False
     codebook_size: int = Field(8192, ge=2, le=65536)
+    sample_images: int = Field(2000, ge=1)
+    seed: int = 0
+    niter: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    codec: Literal["blosc-zstd-bitshuffle", "blosc-zstd-shuffle", "none"] = "blosc-zstd-bitshuffle"
+    reconstruction_sample: int = Field(8, ge=0)
+
+    @model_validator(mode="after")
+    def _vit_vqgan_needs_a_checkpoint(self) -> ImageTokenizerConfig:
+        if self.name == "vit-vqgan" and self.checkpoint is None:
+            raise ValueError("image_tokenizer.checkpoint is required for vit-vqgan (a .ckpt/.safetensors or folder)")
+        return self
 
 
 class SpeechConfig(_Section):

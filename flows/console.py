@@ -94,9 +94,36 @@ def storage_table(entries: Iterable[StorageEntry]) -> Table:
     return table
 
 
+def units_summary(results: Iterable[Any]) -> Table:
+    """Return the one-screen summary of a tokenize-images run."""
+    table = Table(title="tokenize-images")
+    for column in ("dataset", "stored", "rejected", "shards built", "skipped", "on disk", "PSNR", "output"):
+        table.add_column(column, justify="left" if column in ("dataset", "output") else "right")
+    for r in results:
+        psnr = f"{r.reconstruction.psnr_mean:.1f} dB" if r.reconstruction is not None else "-"
+        table.add_row(
+            r.dataset,
+            str(r.stored),
+            str(r.rejected),
+            str(r.shards_built),
+            str(r.shards_skipped),
+            _human(r.stored_bytes),
+            psnr,
+            r.url,
+        )
+    return table
+
+
 def render_results(console: Console, flow_name: str, results: Any) -> None:
     """Print what a flow returned: manifest summaries where it built manifests."""
     stages = results if isinstance(results, dict) else {flow_name: results}
     for stage, value in stages.items():
         if stage == "build-manifests":
             console.print(manifest_summary(value))
+        elif stage == "tokenize-images":
+            console.print(units_summary(value))
+            for result in value:
+                if result.reconstruction is not None:
+                    console.print(f"reconstruction preview ({result.dataset}): {result.reconstruction.preview_key}")
+        elif stage == "learn-image-codebook":
+            console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")

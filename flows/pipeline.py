@@ -8,9 +8,15 @@ from prefect import flow
 
 from flows.build_manifests import build_manifests_flow
 from flows.config import PipelineConfig
+from flows.learn_image_codebook import learn_image_codebook_flow
+from flows.tokenize_images import tokenize_images_flow
 
 
 @flow(name="im2sp-pipeline")
 def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     """Run every implemented stage in order and return each stage's results by flow name."""
-    return {"build-manifests": build_manifests_flow(config)}
+    results: dict[str, Any] = {"build-manifests": build_manifests_flow(config)}
+    if config.image_tokenizer.name == "patch-vq" and config.image_tokenizer.checkpoint is None:
+        results["learn-image-codebook"] = learn_image_codebook_flow(config)
+    results["tokenize-images"] = tokenize_images_flow(config)
+    return results

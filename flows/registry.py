@@ -6,10 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.build_manifests import build_manifests_flow
+from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.pipeline import pipeline_flow
+from flows.tokenize_images import tokenize_images_flow
 
 FLOWS: dict[str, Any] = {
     "build-manifests": build_manifests_flow,
+    "learn-image-codebook": learn_image_codebook_flow,
+    "tokenize-images": tokenize_images_flow,
     "im2sp-pipeline": pipeline_flow,
 }
 

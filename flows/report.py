@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.config import PipelineConfig
-from storage.report import StorageEntry, source_entries
+from storage.report import StorageEntry, image_unit_entries, source_entries
 from storage.sources.spec import CocoSpec
 from storage.store import Store
 
@@ -16,4 +16,5 @@ def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
         images = spec.images if isinstance(spec, CocoSpec) else (spec.images or "")
         roots = {"image": str(spec.root / images), "speech": str(spec.root / (spec.speech or ""))}
         entries.extend(source_entries(store, name, roots))
+        entries.extend(image_unit_entries(store, name))
     return entries

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from storage.format import FORMAT_VERSION
 from storage.hashing import fingerprint, fingerprint_rows, sha256_file
+from storage.kinds import MANIFESTS
 from storage.parquet_writer import ParquetTablesWriter
 from storage.probe import probe_all, probe_image, probe_utterance
 from storage.progress import sink
@@ -29,7 +30,7 @@ from storage.sources.spec import CocoSpec, Flickr8kSpec
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
-KIND = "manifests"
+KIND = MANIFESTS
 SHARD = "all"
 _SCHEMAS = {
     "images": pa.schema(

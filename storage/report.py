@@ -2,24 +2,26 @@
 
 ``im2sp report storage --json`` prints ``{"format_version": 1, "entries": [...]}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
-files (from the current manifests); later stores add their own representations.
+files (from the current manifests) and the image units; later stores add their own representations.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow.compute as pc
 
 from storage.format import FORMAT_VERSION
-from storage.manifests import KIND as MANIFESTS
+from storage.kinds import IMAGE_UNITS, MANIFESTS
 from storage.manifests import read_table
 from storage.store import Store
 from storage.versions import current_version
 
 IMAGE_RAW_BITS = 256 * 256 * 3 * 8
 SPEECH_RAW_BITS_PER_SECOND = 16_000 * 16
+TOKENS_PER_IMAGE = 32 * 32
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,36 @@ def source_entries(store: Store, dataset: str, roots: dict[str, str]) -> list[St
             roots.get("speech", ""),
             version.version,
         ),
+    ]
+
+
+def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
+    """Return the entry of a dataset's current image-unit store version (empty when none is published).
+
+    ``unit_bits`` is the paper's fixed packing (1,024 tokens × ceil(log2 K) bits per image); ``stored_bytes``
+    is every file of the version on disk, metadata and markers included.
+    """
+    version = current_version(store, dataset, IMAGE_UNITS)
+    if version is None:
+        return []
+    codebook_size = int(version.info()["produced_by"]["codebook_size"])
+    keys = [key for marker in version.committed().values() for key in marker.keys]
+    sources = current_version(store, dataset, MANIFESTS)
+    sizes = read_table(sources, "images").select(["id", "bytes"]).to_pylist() if sources is not None else []
+    by_id = {row["id"]: row["bytes"] or 0 for row in sizes}
+    return [
+        StorageEntry(
+            dataset,
+            "image",
+            "units",
+            len(keys),
+            sum(by_id.get(key, 0) for key in keys),
+            len(keys) * IMAGE_RAW_BITS,
+            len(keys) * TOKENS_PER_IMAGE * max(1, math.ceil(math.log2(codebook_size))),
+            store.disk_usage(version.prefix),
+            version.url,
+            version.version,
+        )
     ]
 
 

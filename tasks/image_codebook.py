@@ -15,11 +15,9 @@ from im2sp_models.errors import ItemRejected
 from im2sp_models.image_preprocess import decode_image
 from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig
 from storage.blob_writer import BlobWriter
+from storage.kinds import IMAGE_CODEBOOK, SHARED
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-
-SHARED = "_shared"  # not a valid dataset name, so it never collides with one
-IMAGE_CODEBOOK = "image-codebook"
 
 
 @dataclass(frozen=True)

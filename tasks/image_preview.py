@@ -13,10 +13,10 @@ from PIL import Image
 from prefect import task
 
 from im2sp_models.image_preprocess import decode_image, to_uint8_image
+from storage.kinds import IMAGE_UNITS
 from storage.reader import read_units
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.image_units import IMAGE_UNITS
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 THUMB = 128

@@ -15,12 +15,12 @@ from prefect import task
 
 from im2sp_models.errors import ItemRejected
 from im2sp_models.image_preprocess import decode_image
+from storage.kinds import IMAGE_UNITS
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
-IMAGE_UNITS = "image-units"
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -31,6 +31,8 @@ def default_config(directory: Path) -> dict[str, object]:
             "coco": {"kind": "coco", "root": "coco"},
             "flickr8k": {"kind": "flickr8k", "root": "flickr8k"},
         },
+        # K = 512: the sample's training images give ≥ 39 patches per code, as faiss k-means wants.
+        "image_tokenizer": {"name": "patch-vq", "codebook_size": 512},
         "sharding": {"shard_size": 16},
         "device": "auto",
         "runner": {"kind": "local"},

@@ -1,0 +1,56 @@
+"""Flow ``learn-image-codebook``: train a patch-vq codebook, publish it, emit ``im2sp.codebook.updated``."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.events import emit_event
+
+from flows.config import PipelineConfig
+from storage.errors import Im2SpError
+from storage.manifests import KIND as MANIFESTS
+from storage.manifests import ok_rows
+from storage.store import Store
+from storage.versions import current_version
+from tasks.image_codebook import CodebookRef, learn_image_codebook_task, sample_images
+
+#: The codebook learns from these splits only, so test images never shape it.
+TRAINING_SPLITS = ("train", "restval")
+CODEBOOK_EVENT = "im2sp.codebook.updated"
+
+
+@flow(name="learn-image-codebook")
+def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
+    """Learn the image codebook from a bounded sample of every dataset's training images."""
+    section = config.image_tokenizer
+    if section.name != "patch-vq":
+        raise Im2SpError(f"learn-image-codebook trains patch-vq codebooks; image_tokenizer.name is {section.name!r}")
+    store = Store(config.store.url, config.store.storage_options or None)
+    sources = []
+    for name, spec in config.datasets.items():
+        manifests = current_version(store, name, MANIFESTS)
+        if manifests is None:
+            raise Im2SpError(f"dataset {name!r} has no manifests yet; run build-manifests first")
+        rows = ok_rows(manifests, "images", ["split", "path"])
+        sources.append(
+            (name, str(spec.root), [(k, r["path"]) for k, r in rows.items() if r["split"] in TRAINING_SPLITS])
+        )
+    paths = sample_images(sources, section.sample_images, section.seed)
+    ref = learn_image_codebook_task(
+        config.store.url,
+        config.store.storage_options or None,
+        [str(p) for p in paths],
+        section.codebook_size,
+        section.seed,
+        section.niter,
+        config.device,
+        config.sharding.io_workers,
+    )
+    emit_event(
+        event=CODEBOOK_EVENT,
+        resource={"prefect.resource.id": f"im2sp.codebook.image.{ref.codebook_id}"},
+        payload={"kind": "image", "codebook_id": ref.codebook_id, "url": ref.url},
+    )
+    get_run_logger().info(
+        "image codebook %s (K=%d, %d images) at %s", ref.codebook_id, ref.codebook_size, ref.images, ref.url
+    )
+    return ref

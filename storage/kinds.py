@@ -1,0 +1,9 @@
+"""Names of the store kinds (the ``<kind>`` folder of ``<root>/<dataset>/<kind>/<version>``)."""
+
+from __future__ import annotations
+
+MANIFESTS = "manifests"
+IMAGE_UNITS = "image-units"
+IMAGE_CODEBOOK = "image-codebook"
+#: Pseudo-dataset for stores shared by all datasets (codebooks); dataset names cannot start with "_".
+SHARED = "_shared"
