@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from typing import Any
 
 import yaml
+from prefect.flows import load_flow_from_entrypoint
 
 from flows.registry import FLOWS
 
@@ -15,11 +16,7 @@ def test_prefect_yaml_matches_the_flow_registry() -> None:
     deployed = {}
     for deployment in document["deployments"]:
         path, _, attribute = deployment["entrypoint"].partition(":")
-        spec = importlib.util.spec_from_file_location(f"entry_{deployment['name']}", ROOT / path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        flow = getattr(module, attribute)
+        flow: Any = load_flow_from_entrypoint(f"{ROOT / path}:{attribute}")  # as a worker loads it
         assert flow.name == deployment["name"], "a deployment is named like its flow"
         deployed[deployment["name"]] = flow
     assert set(deployed) == set(FLOWS)

@@ -104,3 +104,28 @@ def test_cli_reports_bad_config_and_unknown_flow(tmp_path: Path) -> None:
     config.write_text("datasets: {coco: {kind: coco, root: x}}\n")
     result = CliRunner().invoke(app, ["run", "no-such-flow", "--config", str(config)])
     assert result.exit_code == 2 and "known flows" in result.output
+
+
+def test_pipeline_tokenizes_sample_images_compactly(sample_dir: Path, tmp_path: Path, prefect_harness: None) -> None:
+    from flows.cli import run_flow
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(
+        (sample_dir / "pipeline.yaml")
+        .read_text()
+        .replace("root: coco", f"root: {sample_dir}/coco")
+        .replace("root: flickr8k", f"root: {sample_dir}/flickr8k")
+    )
+    results = run_flow("im2sp-pipeline", config)
+    assert isinstance(results, dict)
+    units = {r.dataset: r for r in results["tokenize-images"]}
+    assert units["coco"].stored == 26 and units["coco"].shards_built == 4
+    assert units["coco"].reconstruction is not None and units["coco"].reconstruction.psnr_mean > 15
+    again = run_flow("tokenize-images", config)
+    assert isinstance(again, list) and all(r.shards_built == 0 and r.shards_skipped > 0 for r in again)
+    report = CliRunner().invoke(app, ["report", "storage", "--config", str(config), "--json"])
+    entries = [e for e in json.loads(report.output)["entries"] if e["representation"] == "units"]
+    assert {e["dataset"] for e in entries} == {"coco", "flickr8k"}
+    for entry in entries:
+        assert entry["unit_bits"] == entry["items"] * 1024 * 9  # K = 512
+        assert entry["stored_bytes"] * 8 <= 0.008 * entry["raw_bits"]  # ≤ 0.80 % of raw 256×256 RGB bits
