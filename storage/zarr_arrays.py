@@ -28,7 +28,7 @@ def write_whole_array(group: zarr.Group, name: str, data: np.ndarray, *, chunk_r
     Chunks hold ``chunk_rows`` rows; one Zarr shard holds the whole array (one shard = one file per
     array), which suits pipeline shards of a few thousand rows and keeps the file count low.
     """
-    rows = max(1, chunk_rows)
+    rows = max(1, min(chunk_rows, data.shape[0]))  # a chunk larger than the array only stores padding
     shard_rows = max(rows, -(-data.shape[0] // rows) * rows)
     array = group.create_array(
         name,

@@ -84,7 +84,7 @@ def tokenize_shard(
     *,
     batch_size: int = 32,
     io_workers: int = 4,
-    codec: str = "blosc-zstd-bitshuffle",
+    codec: str = "blosc-zstd-shuffle",
 ) -> ShardOutcome:
     """Tokenize one shard unless it is already committed for the same inputs; commit it with its rejects."""
     version = StoreVersion(store, job.dataset, IMAGE_UNITS, version_id)
