@@ -97,8 +97,13 @@ class PipelineConfig(_Section):
     @model_validator(mode="after")
     def _dataset_names(self) -> PipelineConfig:
         for name in self.datasets:
-            if not name or not name.replace("-", "").replace("_", "").isalnum() or name != name.lower():
-                raise ValueError(f"dataset name {name!r} must be lowercase letters, digits, '-' or '_'")
+            # A leading letter or digit keeps dataset names apart from "_shared" (stores of all datasets).
+            if not name or not name[0].isalnum() or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(
+                    f"dataset name {name!r} must start with a letter or digit; then letters, digits, - or _"
+                )
+            if name != name.lower():
+                raise ValueError(f"dataset name {name!r} must be lowercase")
         return self
 
 

@@ -120,6 +120,8 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
         for future in futures:
             outcomes.append(future.result())
             update_progress_artifact(artifact_id=progress, progress=100.0 * len(outcomes) / max(1, len(futures)))
+        # Shards of an earlier plan (items moved after a manifest change) would be counted twice: drop them.
+        version.prune(job.shard_id for job in jobs)
         version.publish([job.shard_id for job in jobs])
         report = None
         if section.reconstruction_sample:

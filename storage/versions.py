@@ -115,6 +115,15 @@ class StoreVersion:
         marker = self.marker(shard_id)
         return marker is None or marker.input_fingerprint != input_fingerprint
 
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """Remove committed shards that are no longer planned (marker first, then data); return their ids."""
+        wanted = set(keep)
+        dropped = sorted(shard for shard in self.committed() if shard not in wanted)
+        for shard_id in dropped:
+            self.store.remove(self.marker_key(shard_id))
+            self.store.remove(self.shard_key(shard_id))
+        return dropped
+
     def publish(self, expected_shards: Iterable[str]) -> None:
         """Point ``current`` at this version, once every expected shard is committed.
 

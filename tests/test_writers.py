@@ -135,3 +135,13 @@ def test_ragged_round_trip_any_lengths(lengths: list[int]) -> None:
         assert list(read) == list(items)
         for key, values in items.items():
             np.testing.assert_array_equal(read[key], values)
+
+
+def test_prune_drops_unplanned_shards_marker_first(tmp_path: Any) -> None:
+    version = StoreVersion(Store(str(tmp_path)), "ds", "image-units", "v")
+    for shard in ("train-00000", "train-00001", "old-00000"):
+        with ZarrUnitsWriter(version, shard, input_fingerprint="f") as writer:
+            writer.write("k", {"units": np.zeros((32, 32), dtype=np.uint16)})
+    assert version.prune(["train-00000", "train-00001"]) == ["old-00000"]
+    assert sorted(version.committed()) == ["train-00000", "train-00001"]
+    assert not version.store.exists(version.shard_key("old-00000"))
