@@ -21,7 +21,7 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
 
-CODECS = ("none", "blosc-zstd-shuffle", "blosc-zstd-bitshuffle")
+CODECS = ("none", "blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "ans", "auto")
 SHARD = 1024
 
 

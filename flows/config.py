@@ -43,7 +43,7 @@ class ImageTokenizerConfig(_Section):
     niter: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
     # Measured by benchmarks/bench_unit_bits.py: byte-shuffle wins on skewed streams (the real ones).
-    codec: Literal["blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "none"] = "blosc-zstd-shuffle"
+    codec: Literal["blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "ans", "auto", "none"] = "blosc-zstd-shuffle"
     reconstruction_sample: int = Field(8, ge=0)
 
     @model_validator(mode="after")

@@ -54,6 +54,9 @@ def verify_shard(version: StoreVersion, shard_id: str, *, checksums: bool = True
 
 
 def _open_group(version: StoreVersion, shard_id: str, verify: bool) -> tuple[CommitMarker, zarr.Group]:
+    from storage.ans_codec import register
+
+    register()  # arrays written with codec "ans" need it, even when im2sp runs from a source checkout
     marker = verify_shard(version, shard_id) if verify else version.require_marker(shard_id)
     store = version.store.zarr_store(version.shard_key(shard_id), read_only=True)
     return marker, zarr.open_group(store, mode="r", zarr_format=3)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import zarr
+import zarr.storage
 from zarr.codecs import BloscCodec, BloscShuffle
 
 #: Default codec: Blosc(shuffle) + zstd, the best standard codec measured on unit grids (STACK-NOTES).
 DEFAULT_CODEC = "blosc-zstd-shuffle"
+#: Entropy coding of integer units (storage/ans_codec.py): near the entropy, but needs im2sp to read.
+ANS = "ans"
+#: Per shard, the smallest of these (each shard's zarr.json names the codec it got).
+AUTO = "auto"
+AUTO_CANDIDATES = ("blosc-zstd-shuffle", "blosc-zstd-bitshuffle", ANS)
 
 
 def make_compressors(name: str) -> Any:
     """Return zarr compressors for a codec name (``blosc-zstd-shuffle``, ``blosc-zstd-bitshuffle``, ``none``)."""
-    if name == "none":
+    if name in ("none", ANS):
         return None
     shuffles = {"blosc-zstd-shuffle": BloscShuffle.shuffle, "blosc-zstd-bitshuffle": BloscShuffle.bitshuffle}
     if name not in shuffles:
@@ -30,14 +37,31 @@ def write_whole_array(group: zarr.Group, name: str, data: np.ndarray, *, chunk_r
     """
     rows = max(1, min(chunk_rows, data.shape[0]))  # a chunk larger than the array only stores padding
     shard_rows = max(rows, -(-data.shape[0] // rows) * rows)
+    coding: dict[str, Any] = {"compressors": make_compressors(codec)} if codec != ANS else {}
+    if codec == ANS:
+        from storage.ans_codec import AnsCodec, register
+
+        register()
+        coding = {"serializer": AnsCodec(), "compressors": None}
     array = group.create_array(
         name,
         shape=data.shape,
         dtype=data.dtype,
         chunks=(rows, *data.shape[1:]),
         shards=(shard_rows, *data.shape[1:]),
-        compressors=make_compressors(codec),
         fill_value=0,
+        **coding,
     )
     if data.shape[0]:
         array[...] = data
+
+
+def smallest_codec(data: np.ndarray, candidates: tuple[str, ...], rows_for: Callable[[str, np.ndarray], int]) -> str:
+    """Return the candidate codec that stores ``data`` in the fewest bytes (tried in memory)."""
+    sizes = {}
+    for codec in candidates:
+        written: dict[str, Any] = {}
+        group = zarr.open_group(zarr.storage.MemoryStore(written), mode="w", zarr_format=3)
+        write_whole_array(group, "a", data, chunk_rows=rows_for(codec, data), codec=codec)
+        sizes[codec] = sum(len(value.to_bytes()) for value in written.values())
+    return min(candidates, key=lambda codec: sizes[codec])

@@ -14,7 +14,7 @@ import zarr
 
 from storage.versions import StoreVersion
 from storage.writer import SampleRejected, ShardWriter
-from storage.zarr_arrays import DEFAULT_CODEC, write_whole_array
+from storage.zarr_arrays import ANS, AUTO, AUTO_CANDIDATES, DEFAULT_CODEC, smallest_codec, write_whole_array
 
 
 class ZarrUnitsWriter(ShardWriter):
@@ -66,9 +66,14 @@ class ZarrUnitsWriter(ShardWriter):
     def _flush(self) -> dict[str, Any]:
         data = np.stack(self._rows) if self._rows else np.zeros((0, *self.item_shape), self.dtype)
         group = zarr.open_group(self.version.store.zarr_store(self.shard_key), mode="w", zarr_format=3)
-        write_whole_array(group, "units", data, chunk_rows=self.chunk_rows, codec=self.codec)
+        codec = smallest_codec(data, AUTO_CANDIDATES, self._rows_for) if self.codec == AUTO else self.codec
+        write_whole_array(group, "units", data, chunk_rows=self._rows_for(codec, data), codec=codec)
         self._rows = []
-        return {"shape": list(data.shape), "dtype": str(self.dtype), "codec": self.codec}
+        return {"shape": list(data.shape), "dtype": str(self.dtype), "codec": codec}
+
+    def _rows_for(self, codec: str, data: np.ndarray) -> int:
+        # One entropy model per chunk: ANS chunks span the whole shard so the histogram is paid once.
+        return max(1, len(data)) if codec == ANS else self.chunk_rows
 
     def _discard(self) -> None:
         self._rows = []
