@@ -109,7 +109,9 @@ class PipelineConfig(_Section):
 
 def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make relative dataset roots and a relative local store URL absolute, against ``base``."""
-    store = document.get("store")
+    store = document.setdefault("store", {})
+    if isinstance(store, dict):
+        store.setdefault("url", StoreConfig().url)  # the default store is relative to the config file too
     if isinstance(store, dict) and isinstance(store.get("url"), str) and "://" not in store["url"]:
         store["url"] = str((base / Path(store["url"]).expanduser()).resolve())
     datasets = document.get("datasets")

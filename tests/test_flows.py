@@ -46,3 +46,36 @@ def test_build_manifests_on_a_dask_cluster(tmp_path: Path, prefect_harness: None
     )
     results = build_manifests_flow.with_options(task_runner=task_runner(config.runner))(config)
     assert {r.dataset: r.counts["images"]["ok"] for r in results} == {"coco": 1, "other": 2}
+
+
+def test_learn_image_codebook_emits_the_event(tmp_path: Path, prefect_harness: None) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.build_manifests import build_manifests_flow
+    from flows.learn_image_codebook import CODEBOOK_EVENT, learn_image_codebook_flow
+
+    write_coco(tmp_path / "coco", [coco_entry(7, "train", ["A dog."])], speech=False)
+    config = parse_config(
+        {"datasets": {"coco": {"kind": "coco", "root": "coco"}}, "image_tokenizer": {"codebook_size": 16, "niter": 2}},
+        base=tmp_path,
+    )
+    build_manifests_flow(config)
+    ref = learn_image_codebook_flow(config)
+    assert ref.images == 1 and (tmp_path / "store/_shared/image-codebook/current.json").exists()
+
+    async def payloads() -> list[dict[str, str]]:
+        async with get_client() as client:
+            for _ in range(60):
+                response = await client._client.post(
+                    "/events/filter", json={"filter": {"event": {"name": [CODEBOOK_EVENT]}}, "limit": 50}
+                )
+                found = [e["payload"] for e in response.json().get("events", [])]
+                if any(p.get("codebook_id") == ref.codebook_id for p in found):
+                    return found
+                await asyncio.sleep(0.5)
+        return []
+
+    matching = [p for p in asyncio.run(payloads()) if p.get("codebook_id") == ref.codebook_id]
+    assert matching and matching[0]["url"] == ref.url and matching[0]["kind"] == "image"
