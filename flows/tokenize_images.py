@@ -191,6 +191,7 @@ def _artifacts(store: Store, result: DatasetUnits) -> None:
         f"{report.items} stored items decoded back to pixels: PSNR mean **{report.psnr_mean:.2f} dB**, "
         f"min {report.psnr_min:.2f} dB. Preview (original | reconstruction): `{store.url_of(report.preview_key)}`",
     ]
-    if len(report.preview_png) < 400_000:
-        lines += ["", f"![preview](data:image/png;base64,{base64.b64encode(report.preview_png).decode()})"]
+    preview = store.read_bytes(report.preview_key)
+    if len(preview) < 400_000:  # inline small previews so the artifact shows them without store access
+        lines += ["", f"![preview](data:image/png;base64,{base64.b64encode(preview).decode()})"]
     create_markdown_artifact(key=f"image-reconstruction-{result.dataset}", markdown="\n".join(lines))

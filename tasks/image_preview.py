@@ -31,7 +31,6 @@ class ReconstructionReport:
     psnr_mean: float
     psnr_min: float
     preview_key: str
-    preview_png: bytes
 
 
 def psnr(original: np.ndarray, reconstruction: np.ndarray) -> float:
@@ -82,9 +81,7 @@ def check_reconstruction(
     preview.save(buffer, "PNG", optimize=True)
     key = f"reports/tokenize-images/{dataset}-{version_id}-preview.png"
     store.write_bytes(key, buffer.getvalue())
-    return ReconstructionReport(
-        dataset, len(keys), float(np.mean(scores)), float(np.min(scores)), key, buffer.getvalue()
-    )
+    return ReconstructionReport(dataset, len(keys), float(np.mean(scores)), float(np.min(scores)), key)
 
 
 @task(name="check-reconstruction", task_run_name="reconstruct-{dataset}")
