@@ -1,0 +1,80 @@
+"""``mfcc``: HuBERT's first-iteration target, 13 MFCC + Δ + ΔΔ at 50 frames/s (librosa), no weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from im2sp_models.audio import SAMPLE_RATE
+from im2sp_models.speech_features.registry import register_extractor
+
+
+@dataclass(frozen=True)
+class MfccConfig:
+    """Framing as HuBERT's conv stack (25 ms windows, 20 ms hop) so frame counts line up."""
+
+    n_mfcc: int = 13
+    n_mels: int = 23
+    win_length: int = 400
+    hop_length: int = 320
+    delta_width: int = 9
+
+
+@register_extractor("mfcc")
+class MfccExtractor:
+    """MFCC with first and second derivatives (39-d by default)."""
+
+    name: ClassVar[str] = "mfcc"
+
+    def __init__(self, config: MfccConfig) -> None:
+        self.config = config
+
+    @property
+    def dim(self) -> int:
+        """Three times the MFCC count."""
+        return 3 * self.config.n_mfcc
+
+    @property
+    def min_samples(self) -> int:
+        """One window."""
+        return self.config.win_length
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of name and config."""
+        document = json.dumps({"name": self.name, **asdict(self.config)}, sort_keys=True)
+        return hashlib.sha256(document.encode()).hexdigest()[:16]
+
+    def _one(self, waveform: np.ndarray) -> np.ndarray:
+        import librosa
+
+        c = self.config
+        mfcc = librosa.feature.mfcc(
+            y=waveform,
+            sr=SAMPLE_RATE,
+            n_mfcc=c.n_mfcc,
+            n_fft=c.win_length,
+            win_length=c.win_length,
+            hop_length=c.hop_length,
+            n_mels=c.n_mels,
+            center=False,
+        )
+        # "nearest" edge padding, so utterances shorter than the Δ window still get derivatives.
+        delta = librosa.feature.delta(mfcc, width=c.delta_width, order=1, mode="nearest")
+        delta2 = librosa.feature.delta(mfcc, width=c.delta_width, order=2, mode="nearest")
+        return np.concatenate([mfcc, delta, delta2]).T.astype(np.float32)
+
+    def extract(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-utterance features: each is computed alone, so batching cannot change it."""
+        return [self._one(w) for w in waveforms]
+
+    @classmethod
+    def load(cls, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> MfccExtractor:
+        """Weight-free: options override MfccConfig fields."""
+        fields = {k: int(v) for k, v in options.items() if k in MfccConfig.__dataclass_fields__}
+        return cls(MfccConfig(**fields))

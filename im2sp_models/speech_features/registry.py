@@ -1,0 +1,70 @@
+"""The speech feature extractor registry: kebab-case names saved in every store, one class per entry."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from im2sp_models.errors import UnknownModelError
+
+_ENTRY_MODULES = {
+    "mfcc": "im2sp_models.speech_features.mfcc",
+    "hubert": "im2sp_models.speech_features.hubert",
+}
+
+
+class FeatureExtractor(Protocol):
+    """16 kHz mono float32 waveform → ``(T, D)`` float32 features at 50 frames/s."""
+
+    name: ClassVar[str]
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension D."""
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest waveform (samples) that yields one frame: the receptive field."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of name + config + weights: names the stores it produces."""
+
+    def extract(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        """Features of each waveform; batching never changes a result."""
+
+
+_REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {}
+T = TypeVar("T")
+
+
+def register_extractor(name: str) -> Callable[[T], T]:
+    """Class decorator: register an extractor's ``load`` classmethod under a kebab-case name."""
+
+    def decorate(cls: T) -> T:
+        _REGISTRY[name] = cls.load  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def extractor_names() -> list[str]:
+    """Every registered extractor name."""
+    return sorted(_ENTRY_MODULES)
+
+
+def load_extractor(name: str, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> FeatureExtractor:
+    """Load an extractor by registry name (``checkpoint``: a local folder, or None for weight-free ones).
+
+    Raises:
+        UnknownModelError: If no extractor has that name.
+        CheckpointError: If the checkpoint cannot be loaded.
+    """
+    if name not in _ENTRY_MODULES:
+        raise UnknownModelError(f"unknown speech feature extractor {name!r}; choose one of {extractor_names()}")
+    importlib.import_module(_ENTRY_MODULES[name])
+    return _REGISTRY[name](checkpoint, device=device, **options)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+from im2sp_models.audio import SAMPLE_RATE, chunks, load_audio
+from im2sp_models.errors import CheckpointError, ItemRejected, UnknownModelError
+from im2sp_models.speech_features import load_extractor
+
+
+def _wav(samples: np.ndarray, rate: int = SAMPLE_RATE, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, subtype=subtype, format=fmt)
+    return buffer.getvalue()
+
+
+def _tone(seconds: float, rate: int = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    return mono if channels == 1 else np.stack([mono] * channels, axis=1)
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
+def test_any_rate_is_resampled_to_16k(rate: int) -> None:
+    audio = load_audio(_wav(_tone(0.5, rate), rate), min_samples=400)
+    assert len(audio) == pytest.approx(8_000, abs=2) and audio.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("subtype", "fmt"), [("PCM_24", "WAV"), ("FLOAT", "WAV"), ("PCM_16", "FLAC"), ("PCM_U8", "WAV")]
+)
+def test_formats(subtype: str, fmt: str) -> None:
+    audio = load_audio(_wav(_tone(0.25), subtype=subtype, fmt=fmt), min_samples=400)
+    np.testing.assert_allclose(audio, _tone(0.25), atol=1e-2)
+
+
+def test_stereo_is_averaged_and_silence_is_kept() -> None:
+    stereo = np.stack([_tone(0.1), -_tone(0.1)], axis=1)
+    assert np.abs(load_audio(_wav(stereo, subtype="FLOAT"), min_samples=400)).max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "unreadable audio"),
+        (_wav(_tone(0.5))[:30], "unreadable audio"),
+        (_wav(np.array([0.1, np.nan] * 400, dtype=np.float32), subtype="FLOAT"), "non-finite audio"),
+        (_wav(_tone(100 / SAMPLE_RATE)), "audio too short"),
+        (_wav(np.zeros(0, dtype=np.float32)), "empty audio"),
+    ],
+)
+def test_bad_audio_is_rejected(data: bytes, reason: str) -> None:
+    with pytest.raises(ItemRejected, match=reason):
+        load_audio(data, min_samples=400)
+
+
+def test_long_audio_in_100_second_chunks() -> None:
+    ten_minutes = np.zeros(600 * SAMPLE_RATE + 50, dtype=np.float32)
+    parts = list(chunks(ten_minutes, min_samples=400))
+    assert [len(p) for p in parts] == [100 * SAMPLE_RATE] * 5 + [100 * SAMPLE_RATE + 50]  # short tail joined
+
+
+def test_mfcc_is_39_dims_at_50_frames_per_second() -> None:
+    extractor = load_extractor("mfcc", None)
+    (features,) = extractor.extract([_tone(2.0)])
+    assert features.shape == (1 + (2 * SAMPLE_RATE - 400) // 320, 39) and extractor.dim == 39
+    assert extractor.fingerprint == load_extractor("mfcc", None).fingerprint
+    assert extractor.fingerprint != load_extractor("mfcc", None, n_mfcc=20).fingerprint
+
+
+def _tiny_hubert(folder: Path, *, stable: bool = False, normalize: bool = False) -> Any:
+    torch.manual_seed(0)
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=8,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        do_stable_layer_norm=stable,
+        feat_extract_norm="layer" if stable else "group",
+    )
+    model: Any = HubertModel(config)
+    model.eval()
+    model.save_pretrained(folder)
+    features: Any = Wav2Vec2FeatureExtractor
+    features(do_normalize=normalize, return_attention_mask=stable).save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_hubert_layer_6_equals_hidden_states_6(tmp_path: Path, stable: bool) -> None:
+    full = _tiny_hubert(tmp_path, stable=stable)
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=6)
+    waveform = _tone(1.0) + np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
+    (features,) = extractor.extract([waveform])
+    with torch.no_grad():
+        expected = full(torch.from_numpy(waveform)[None], output_hidden_states=True).hidden_states[6][0].numpy()
+    np.testing.assert_allclose(features, expected, atol=1e-5)
+    assert features.shape == (49, 32)
+
+
+def test_hubert_batched_equals_one_by_one(tmp_path: Path) -> None:
+    _tiny_hubert(tmp_path)
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=3, batch_size=4)
+    rng = np.random.default_rng(1)
+    waves = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 12000, 8000, 4000, 8000)]
+    batched = extractor.extract(waves)
+    for wave, together in zip(waves, batched, strict=True):
+        np.testing.assert_allclose(extractor.extract([wave])[0], together, atol=1e-5)
+
+
+def test_hubert_normalises_only_when_the_checkpoint_asks(tmp_path: Path) -> None:
+    _tiny_hubert(tmp_path / "plain")
+    _tiny_hubert(tmp_path / "norm", normalize=True)
+    plain = load_extractor("hubert", tmp_path / "plain", device="cpu")
+    norm = load_extractor("hubert", tmp_path / "norm", device="cpu")
+    assert plain.normalizer is None and norm.normalizer is not None  # type: ignore[attr-defined]
+    wave = (_tone(0.5) * 3 + 0.5).astype(np.float32)
+    scaled = ((wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)).astype(np.float32)
+    np.testing.assert_allclose(norm.extract([wave])[0], plain.extract([scaled])[0], atol=1e-4)
+
+
+def test_hubert_checkpoint_errors(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="local checkpoint folder"):
+        load_extractor("hubert", None)
+    _tiny_hubert(tmp_path)
+    with pytest.raises(CheckpointError, match="layer 9 requested"):
+        load_extractor("hubert", tmp_path, layer=9)
+    with pytest.raises(UnknownModelError, match="mfcc"):
+        load_extractor("wavlm", tmp_path)
