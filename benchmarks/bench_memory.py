@@ -24,7 +24,8 @@ SHARD = 1024
 def child(folder: Path, images: int) -> None:
     """Tokenize the first ``images`` images of the folder; print the peak RSS in MiB."""
     from storage.store import Store
-    from tasks.image_units import ShardJob, tokenize_shard
+    from tasks.image_units import tokenize_shard
+    from tasks.jobs import ShardJob
     from tasks.tokenizers import TokenizerRef
 
     names = sorted(p.name for p in (folder / "images").iterdir())[:images]

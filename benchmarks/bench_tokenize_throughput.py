@@ -21,7 +21,8 @@ from PIL import Image
 from im2sp_models.image_preprocess import decode_image
 from im2sp_models.image_tokenizers.vit_vqgan_net import PRESETS, ViTVQ
 from storage.store import Store
-from tasks.image_units import ShardJob, tokenize_shard
+from tasks.image_units import tokenize_shard
+from tasks.jobs import ShardJob
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 

@@ -54,13 +54,27 @@ class ImageTokenizerConfig(_Section):
 
 
 class SpeechConfig(_Section):
-    """Speech feature extractor and unit codebook choices (read by the speech flows)."""
+    """Speech feature extractor and unit codebook choices (read by the speech flows).
 
-    features: str = "mfcc"
+    ``keep: sample`` stores only a seeded ``sample_fraction`` of each utterance's frames (what k-means
+    trains on); ``keep: all`` stores every frame so the codebook can be re-learned without re-extraction.
+    """
+
+    features: Literal["mfcc", "hubert"] = "mfcc"
     checkpoint: Path | None = None
     layer: int = Field(6, ge=1)
     clusters: int = Field(200, ge=2)
     keep: Literal["sample", "all"] = "sample"
+    sample_fraction: float = Field(0.1, gt=0.0, le=1.0)
+    seed: int = 0
+    batch_size: int = Field(8, ge=1)
+    chunk_seconds: float = Field(100.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _hubert_needs_a_checkpoint(self) -> SpeechConfig:
+        if self.features == "hubert" and self.checkpoint is None:
+            raise ValueError("speech.checkpoint is required for hubert (a folder saved with save_pretrained)")
+        return self
 
 
 class ShardingConfig(_Section):

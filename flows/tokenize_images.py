@@ -28,7 +28,8 @@ from storage.store import Store
 from storage.versions import StoreVersion, current_version
 from tasks.image_codebook import current_codebook
 from tasks.image_preview import ReconstructionReport, check_reconstruction_task
-from tasks.image_units import ShardJob, ShardOutcome, tokenize_shard_task
+from tasks.image_units import tokenize_shard_task
+from tasks.jobs import ShardJob, ShardOutcome
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 

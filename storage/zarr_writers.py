@@ -94,6 +94,7 @@ class ZarrRaggedWriter(ShardWriter):
         dtype: Storage dtype.
         chunk_rows: Steps per Zarr chunk.
         codec: Codec name.
+        extra: Caller facts for the marker's ``extra`` (read at commit, so it may be filled while writing).
     """
 
     store_kind = "zarr-ragged"
@@ -109,6 +110,7 @@ class ZarrRaggedWriter(ShardWriter):
         dtype: str = "float16",
         chunk_rows: int = 4096,
         codec: str = DEFAULT_CODEC,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(version, shard_id, input_fingerprint=input_fingerprint, model_fingerprint=model_fingerprint)
         self.row_shape = tuple(row_shape)
@@ -116,6 +118,7 @@ class ZarrRaggedWriter(ShardWriter):
         self.chunk_rows = chunk_rows
         self.codec = codec
         self._parts: list[np.ndarray] = []
+        self._extra = extra if extra is not None else {}
 
     def _add(self, key: str, sample: Mapping[str, Any]) -> None:
         values = np.asarray(sample["values"])
@@ -134,7 +137,7 @@ class ZarrRaggedWriter(ShardWriter):
         write_whole_array(group, "values", values, chunk_rows=self.chunk_rows, codec=self.codec)
         write_whole_array(group, "offsets", offsets, chunk_rows=max(1, len(offsets)), codec=self.codec)
         self._parts = []
-        return {"values_shape": list(values.shape), "dtype": str(self.dtype), "codec": self.codec}
+        return {**self._extra, "values_shape": list(values.shape), "dtype": str(self.dtype), "codec": self.codec}
 
     def _discard(self) -> None:
         self._parts = []

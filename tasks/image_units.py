@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from prefect import task
@@ -19,46 +16,9 @@ from storage.kinds import IMAGE_UNITS
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
+from tasks.jobs import ShardJob, ShardOutcome
+from tasks.prefetch import ordered_prefetch
 from tasks.tokenizers import TokenizerRef, tokenizer_for
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class ShardJob:
-    """One planned shard: which images (id, path relative to the dataset root, sha256), and its fingerprint."""
-
-    dataset: str
-    shard_id: str
-    input_fingerprint: str
-    items: tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True)
-class ShardOutcome:
-    """What a shard task did: a small reference for the flow."""
-
-    dataset: str
-    shard_id: str
-    built: bool
-    stored: int
-    rejected: int
-    stored_bytes: int
-
-
-def ordered_prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
-    """Map ``fn`` over items in a thread pool, in order, with at most ``window`` results in flight.
-
-    Bounded look-ahead lets decoding overlap model compute without holding a whole shard in memory.
-    """
-    pending: deque[Future[R]] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def _load(root: Path, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str]:

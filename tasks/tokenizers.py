@@ -1,36 +1,59 @@
-"""Loading an image tokenizer once per process from a small, serialisable reference."""
+"""Loading models once per process from small, serialisable references (tasks in one process share them)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from im2sp_models.image_tokenizers import ImageTokenizer, load_tokenizer
+from im2sp_models.speech_features import FeatureExtractor, load_extractor
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
-class TokenizerRef:
-    """What a task needs to load a tokenizer: registry name, local checkpoint, options, device."""
+class ModelRef:
+    """What a task needs to load a model: registry name, local checkpoint (or ""), device, options."""
 
     name: str
     checkpoint: str
     device: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
 
-    def key(self) -> tuple[str, str, str, tuple[tuple[str, Any], ...]]:
+    def key(self) -> tuple[str, str, str, str, tuple[tuple[str, Any], ...]]:
         """Hashable identity for the per-process cache."""
-        return (self.name, self.checkpoint, self.device, tuple(sorted(self.options.items())))
+        return (type(self).__name__, self.name, self.checkpoint, self.device, tuple(sorted(self.options.items())))
 
 
-_LOADED: dict[tuple[str, str, str, tuple[tuple[str, Any], ...]], ImageTokenizer] = {}
+class TokenizerRef(ModelRef):
+    """Reference to an image tokenizer."""
+
+
+class ExtractorRef(ModelRef):
+    """Reference to a speech feature extractor (``checkpoint`` "" for weight-free ones)."""
+
+
+_LOADED: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], Any] = {}
 _LOCK = threading.Lock()
 
 
-def tokenizer_for(ref: TokenizerRef) -> ImageTokenizer:
-    """Return the tokenizer of a reference, loading it at most once per process (tasks share it)."""
+def _load_once(ref: ModelRef, loader: Callable[[], M]) -> M:
     with _LOCK:
         if ref.key() not in _LOADED:
-            _LOADED[ref.key()] = load_tokenizer(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options)
-        return _LOADED[ref.key()]
+            _LOADED[ref.key()] = loader()
+        model: M = _LOADED[ref.key()]
+        return model
+
+
+def tokenizer_for(ref: TokenizerRef) -> ImageTokenizer:
+    """Return the image tokenizer of a reference, loading it at most once per process."""
+    return _load_once(ref, lambda: load_tokenizer(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+
+
+def extractor_for(ref: ExtractorRef) -> FeatureExtractor:
+    """Return the feature extractor of a reference, loading it at most once per process."""
+    checkpoint = Path(ref.checkpoint) if ref.checkpoint else None
+    return _load_once(ref, lambda: load_extractor(ref.name, checkpoint, device=ref.device, **ref.options))

@@ -17,7 +17,8 @@ from storage.reader import read_units, verify_shard
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.image_preview import check_reconstruction
-from tasks.image_units import ShardJob, tokenize_shard
+from tasks.image_units import tokenize_shard
+from tasks.jobs import ShardJob
 from tasks.tokenizers import TokenizerRef
 
 

@@ -1,0 +1,139 @@
+"""Extracting speech features for one shard of utterances into a ragged Zarr store (plain function + task).
+
+``keep: all`` stores every frame (re-clustering needs no recomputation); ``keep: sample`` stores only a
+seeded, per-utterance random fraction of the frames — the k-means sample — at a fraction of the bytes.
+Either way the marker's ``extra.frames`` records every utterance's full frame count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+
+from im2sp_models.audio import CHUNK_SECONDS, chunks, load_audio
+from im2sp_models.errors import ItemRejected
+from storage.kinds import SPEECH_FEATURES
+from storage.store import Store
+from storage.versions import StoreVersion
+from storage.zarr_writers import ZarrRaggedWriter
+from tasks.jobs import ShardJob, ShardOutcome
+from tasks.prefetch import ordered_prefetch
+from tasks.tokenizers import ExtractorRef, extractor_for
+
+
+def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the frames ``keep: sample`` stores: each frame with probability ``fraction``, seeded per item."""
+    state = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:16], 16)
+    return np.flatnonzero(np.random.default_rng(state).random(frames) < fraction)
+
+
+def _load(root: Path, item: tuple[str, str, str], min_samples: int) -> tuple[str, np.ndarray | str]:
+    key, relpath, sha256 = item
+    try:
+        data = (root / relpath).read_bytes()
+    except OSError as error:
+        return key, f"missing file: {relpath} ({error.strerror})"
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return key, f"changed since manifest: {relpath}; rerun build-manifests"
+    try:
+        return key, load_audio(data, min_samples=min_samples)
+    except ItemRejected as verdict:
+        return key, str(verdict)
+
+
+def extract_shard(
+    store: Store,
+    root: Path,
+    job: ShardJob,
+    version_id: str,
+    ref: ExtractorRef,
+    *,
+    keep: str = "sample",
+    fraction: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 8,
+    io_workers: int = 4,
+    chunk_seconds: float = CHUNK_SECONDS,
+) -> ShardOutcome:
+    """Extract one shard unless it is committed for the same inputs; commit it with its rejects."""
+    version = StoreVersion(store, job.dataset, SPEECH_FEATURES, version_id)
+    marker = version.marker(job.shard_id)
+    if marker is not None and marker.input_fingerprint == job.input_fingerprint:
+        return ShardOutcome(job.dataset, job.shard_id, False, marker.stored, len(marker.rejected), marker.stored_bytes)
+    extractor = extractor_for(ref)
+    frames: dict[str, int] = {}
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush(writer: ZarrRaggedWriter) -> None:
+        pieces = [list(chunks(w, seconds=chunk_seconds, min_samples=extractor.min_samples)) for _, w in pending]
+        flat = extractor.extract([piece for parts in pieces for piece in parts])
+        position = 0
+        for (key, _), parts in zip(pending, pieces, strict=True):
+            features = np.concatenate(flat[position : position + len(parts)])
+            position += len(parts)
+            frames[key] = len(features)
+            if keep == "sample":
+                features = features[sampled_frames(key, len(features), fraction, seed)]
+            writer.write(key, {"values": features})
+        pending.clear()
+
+    with (
+        ZarrRaggedWriter(
+            version,
+            job.shard_id,
+            input_fingerprint=job.input_fingerprint,
+            model_fingerprint=extractor.fingerprint,
+            row_shape=(extractor.dim,),
+            dtype="float16",
+            extra={"keep": keep, "fraction": fraction if keep == "sample" else 1.0, "frames": frames},
+        ) as writer,
+        ThreadPoolExecutor(max_workers=io_workers) as pool,
+    ):
+        loaded = ordered_prefetch(
+            pool, lambda item: _load(root, item, extractor.min_samples), job.items, 2 * batch_size
+        )
+        for key, result in loaded:
+            if isinstance(result, str):
+                writer.reject(key, result)
+                continue
+            pending.append((key, result))
+            if len(pending) == batch_size:
+                flush(writer)
+        if pending:
+            flush(writer)
+    marker = version.require_marker(job.shard_id)
+    return ShardOutcome(job.dataset, job.shard_id, True, marker.stored, len(marker.rejected), marker.stored_bytes)
+
+
+@task(name="extract-features-shard", task_run_name="features-{job.dataset}-{job.shard_id}")
+def extract_shard_task(
+    store_url: str,
+    storage_options: dict[str, Any] | None,
+    root: str,
+    job: ShardJob,
+    version_id: str,
+    ref: ExtractorRef,
+    keep: str,
+    fraction: float,
+    seed: int,
+    batch_size: int,
+    io_workers: int,
+) -> ShardOutcome:
+    """Prefect task around :func:`extract_shard`."""
+    return extract_shard(
+        Store(store_url, storage_options),
+        Path(root),
+        job,
+        version_id,
+        ref,
+        keep=keep,
+        fraction=fraction,
+        seed=seed,
+        batch_size=batch_size,
+        io_workers=io_workers,
+    )
