@@ -69,6 +69,8 @@ class SpeechConfig(_Section):
     seed: int = 0
     batch_size: int = Field(8, ge=1)
     chunk_seconds: float = Field(100.0, gt=0.0)
+    max_frames: int = Field(500_000, ge=1)
+    niter: int = Field(20, ge=1)
 
     @model_validator(mode="after")
     def _hubert_needs_a_checkpoint(self) -> SpeechConfig:

@@ -94,13 +94,14 @@ def storage_table(entries: Iterable[StorageEntry]) -> Table:
     return table
 
 
-def units_summary(results: Iterable[Any]) -> Table:
-    """Return the one-screen summary of a tokenize-images run."""
-    table = Table(title="tokenize-images")
+def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Table:
+    """Return the one-screen summary of a per-shard flow (tokenize-images, speech features, speech units)."""
+    table = Table(title=title)
     for column in ("dataset", "stored", "rejected", "shards built", "skipped", "on disk", "PSNR", "output"):
         table.add_column(column, justify="left" if column in ("dataset", "output") else "right")
     for r in results:
-        psnr = f"{r.reconstruction.psnr_mean:.1f} dB" if r.reconstruction is not None else "-"
+        reconstruction = getattr(r, "reconstruction", None)
+        psnr = f"{reconstruction.psnr_mean:.1f} dB" if reconstruction is not None else "-"
         table.add_row(
             r.dataset,
             str(r.stored),
@@ -125,5 +126,9 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             for result in value:
                 if result.reconstruction is not None:
                     console.print(f"reconstruction preview ({result.dataset}): {result.reconstruction.preview_key}")
+        elif stage in ("extract-speech-features", "unitize-speech"):
+            console.print(units_summary(value, title=stage))
+        elif stage == "learn-speech-codebook":
+            console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")
         elif stage == "learn-image-codebook":
             console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")

@@ -8,8 +8,11 @@ from prefect import flow
 
 from flows.build_manifests import build_manifests_flow
 from flows.config import PipelineConfig
+from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
+from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.tokenize_images import tokenize_images_flow
+from flows.unitize_speech import unitize_speech_flow
 
 
 @flow(name="im2sp-pipeline")
@@ -19,4 +22,7 @@ def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     if config.image_tokenizer.name == "patch-vq" and config.image_tokenizer.checkpoint is None:
         results["learn-image-codebook"] = learn_image_codebook_flow(config)
     results["tokenize-images"] = tokenize_images_flow(config)
+    results["extract-speech-features"] = extract_speech_features_flow(config)
+    results["learn-speech-codebook"] = learn_speech_codebook_flow(config)
+    results["unitize-speech"] = unitize_speech_flow(config)
     return results

@@ -6,14 +6,20 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.build_manifests import build_manifests_flow
+from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
+from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.pipeline import pipeline_flow
 from flows.tokenize_images import tokenize_images_flow
+from flows.unitize_speech import unitize_speech_flow
 
 FLOWS: dict[str, Any] = {
     "build-manifests": build_manifests_flow,
     "learn-image-codebook": learn_image_codebook_flow,
     "tokenize-images": tokenize_images_flow,
+    "extract-speech-features": extract_speech_features_flow,
+    "learn-speech-codebook": learn_speech_codebook_flow,
+    "unitize-speech": unitize_speech_flow,
     "im2sp-pipeline": pipeline_flow,
 }
 

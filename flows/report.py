@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.config import PipelineConfig
-from storage.report import StorageEntry, image_unit_entries, source_entries
+from storage.report import StorageEntry, image_unit_entries, source_entries, speech_unit_entries
 from storage.sources.spec import CocoSpec
 from storage.store import Store
 
@@ -17,4 +17,5 @@ def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
         roots = {"image": str(spec.root / images), "speech": str(spec.root / (spec.speech or ""))}
         entries.extend(source_entries(store, name, roots))
         entries.extend(image_unit_entries(store, name))
+        entries.extend(speech_unit_entries(store, name))
     return entries

@@ -8,3 +8,5 @@ IMAGE_CODEBOOK = "image-codebook"
 SPEECH_FEATURES = "speech-features"
 #: Pseudo-dataset for stores shared by all datasets (codebooks); dataset names cannot start with "_".
 SHARED = "_shared"
+SPEECH_CODEBOOK = "speech-codebook"
+SPEECH_UNITS = "speech-units"

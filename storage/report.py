@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from storage.format import FORMAT_VERSION
-from storage.kinds import IMAGE_UNITS, MANIFESTS
+from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS
 from storage.manifests import read_table
 from storage.store import Store
 from storage.versions import current_version
@@ -112,6 +112,39 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
             sum(by_id.get(key, 0) for key in keys),
             len(keys) * IMAGE_RAW_BITS,
             len(keys) * TOKENS_PER_IMAGE * max(1, math.ceil(math.log2(codebook_size))),
+            store.disk_usage(version.prefix),
+            version.url,
+            version.version,
+        )
+    ]
+
+
+def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
+    """Return the entry of a dataset's current speech-unit version (empty when none is published).
+
+    ``raw_bits`` is the stored utterances' 16 kHz 16-bit PCM (seconds × 256,000); ``unit_bits`` is their
+    full-rate frames × ceil(log2 K); ``stored_bytes`` is every file of the version (both unit streams).
+    """
+    version = current_version(store, dataset, SPEECH_UNITS)
+    if version is None:
+        return []
+    codebook_size = int(version.info()["produced_by"]["codebook_size"])
+    markers = version.committed().values()
+    keys = [key for marker in markers for key in marker.keys]
+    frames = sum(int(stats[0]) for marker in markers for stats in marker.extra.get("stats", {}).values())
+    sources = current_version(store, dataset, MANIFESTS)
+    rows = read_table(sources, "utterances").select(["id", "bytes", "duration"]).to_pylist() if sources else []
+    by_id = {row["id"]: row for row in rows}
+    seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
+    return [
+        StorageEntry(
+            dataset,
+            "speech",
+            "units",
+            len(keys),
+            sum(int(by_id[k]["bytes"] or 0) for k in keys if k in by_id),
+            round(seconds * SPEECH_RAW_BITS_PER_SECOND),
+            frames * max(1, math.ceil(math.log2(codebook_size))),
             store.disk_usage(version.prefix),
             version.url,
             version.version,

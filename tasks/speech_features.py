@@ -17,6 +17,7 @@ from prefect import task
 
 from im2sp_models.audio import CHUNK_SECONDS, chunks, load_audio
 from im2sp_models.errors import ItemRejected
+from im2sp_models.speech_features import FeatureExtractor
 from storage.kinds import SPEECH_FEATURES
 from storage.store import Store
 from storage.versions import StoreVersion
@@ -32,7 +33,19 @@ def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndar
     return np.flatnonzero(np.random.default_rng(state).random(frames) < fraction)
 
 
-def _load(root: Path, item: tuple[str, str, str], min_samples: int) -> tuple[str, np.ndarray | str]:
+def features_of(extractor: FeatureExtractor, waveforms: list[np.ndarray], chunk_seconds: float) -> list[np.ndarray]:
+    """Features of whole utterances, long ones computed in non-overlapping chunks and joined."""
+    pieces = [list(chunks(w, seconds=chunk_seconds, min_samples=extractor.min_samples)) for w in waveforms]
+    flat = extractor.extract([piece for parts in pieces for piece in parts])
+    out, position = [], 0
+    for parts in pieces:
+        out.append(np.concatenate(flat[position : position + len(parts)]))
+        position += len(parts)
+    return out
+
+
+def load_item(root: Path, item: tuple[str, str, str], min_samples: int) -> tuple[str, np.ndarray | str]:
+    """Read, verify against the manifest hash and decode one utterance; a string result is the reject reason."""
     key, relpath, sha256 = item
     try:
         data = (root / relpath).read_bytes()
@@ -70,12 +83,8 @@ def extract_shard(
     pending: list[tuple[str, np.ndarray]] = []
 
     def flush(writer: ZarrRaggedWriter) -> None:
-        pieces = [list(chunks(w, seconds=chunk_seconds, min_samples=extractor.min_samples)) for _, w in pending]
-        flat = extractor.extract([piece for parts in pieces for piece in parts])
-        position = 0
-        for (key, _), parts in zip(pending, pieces, strict=True):
-            features = np.concatenate(flat[position : position + len(parts)])
-            position += len(parts)
+        computed = features_of(extractor, [w for _, w in pending], chunk_seconds)
+        for (key, _), features in zip(pending, computed, strict=True):
             frames[key] = len(features)
             if keep == "sample":
                 features = features[sampled_frames(key, len(features), fraction, seed)]
@@ -95,7 +104,7 @@ def extract_shard(
         ThreadPoolExecutor(max_workers=io_workers) as pool,
     ):
         loaded = ordered_prefetch(
-            pool, lambda item: _load(root, item, extractor.min_samples), job.items, 2 * batch_size
+            pool, lambda item: load_item(root, item, extractor.min_samples), job.items, 2 * batch_size
         )
         for key, result in loaded:
             if isinstance(result, str):

@@ -21,14 +21,18 @@ def test_pipeline_flow_runs_on_prefect(tmp_path: Path, prefect_harness: None) ->
             "datasets": {"coco": {"kind": "coco", "root": "coco"}},
             "sharding": {"shard_size": 1},
             "image_tokenizer": {"codebook_size": 16, "niter": 3},
+            "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
         },
         base=tmp_path,
     )
     results = pipeline_flow(config)["build-manifests"]
     assert [(r.dataset, r.skipped, r.counts["images"]["ok"]) for r in results] == [("coco", False, 2)]
     assert (tmp_path / "store/coco/manifests/current.json").exists()
-    (units,) = pipeline_flow(config)["tokenize-images"]
+    again = pipeline_flow(config)
+    (units,) = again["tokenize-images"]
     assert (units.stored, units.shards_built, units.shards_skipped) == (2, 0, 2)  # the rerun built nothing
+    (speech,) = again["unitize-speech"]
+    assert (speech.stored, speech.shards_built) == (2, 0)
 
 
 def test_build_manifests_on_a_dask_cluster(tmp_path: Path, prefect_harness: None) -> None:

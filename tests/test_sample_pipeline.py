@@ -124,7 +124,11 @@ def test_pipeline_tokenizes_sample_images_compactly(sample_dir: Path, tmp_path: 
     again = run_flow("tokenize-images", config)
     assert isinstance(again, list) and all(r.shards_built == 0 and r.shards_skipped > 0 for r in again)
     report = CliRunner().invoke(app, ["report", "storage", "--config", str(config), "--json"])
-    entries = [e for e in json.loads(report.output)["entries"] if e["representation"] == "units"]
+    all_entries = json.loads(report.output)["entries"]
+    speech = [e for e in all_entries if e["representation"] == "units" and e["modality"] == "speech"]
+    assert {e["dataset"]: e["items"] for e in speech} == {"coco": 135, "flickr8k": 135}
+    assert all(0 < e["stored_bytes"] * 8 < 0.02 * e["raw_bits"] for e in speech)
+    entries = [e for e in all_entries if e["representation"] == "units" and e["modality"] == "image"]
     assert {e["dataset"] for e in entries} == {"coco", "flickr8k"}
     for entry in entries:
         assert entry["unit_bits"] == entry["items"] * 1024 * 9  # K = 512

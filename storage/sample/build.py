@@ -33,6 +33,8 @@ def default_config(directory: Path) -> dict[str, object]:
         },
         # K = 512: the sample's training images give ≥ 39 patches per code, as faiss k-means wants.
         "image_tokenizer": {"name": "patch-vq", "codebook_size": 512},
+        # Half the frames are kept for k-means: the sample's ~20k frames then give ≥ 39 per unit.
+        "speech": {"features": "mfcc", "clusters": 200, "keep": "sample", "sample_fraction": 0.5},
         "sharding": {"shard_size": 16},
         "device": "auto",
         "runner": {"kind": "local"},

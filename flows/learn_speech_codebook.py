@@ -1,0 +1,38 @@
+"""Flow ``learn-speech-codebook``: faiss k-means over a capped frame sample; emits ``im2sp.codebook.updated``."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.events import emit_event
+
+from flows.config import PipelineConfig
+from flows.learn_image_codebook import CODEBOOK_EVENT
+from tasks.speech_codebook import SpeechCodebookRef, learn_speech_codebook_task
+
+
+@flow(name="learn-speech-codebook")
+def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
+    """Learn K speech units from every dataset's stored features (at most ``speech.max_frames`` frames)."""
+    speech = config.speech
+    ref = learn_speech_codebook_task(
+        config.store.url,
+        config.store.storage_options or None,
+        list(config.datasets),
+        speech.clusters,
+        speech.max_frames,
+        speech.seed,
+        config.device,
+    )
+    emit_event(
+        event=CODEBOOK_EVENT,
+        resource={"prefect.resource.id": f"im2sp.codebook.speech.{ref.codebook_id}"},
+        payload={"kind": "speech", "codebook_id": ref.codebook_id, "url": ref.url},
+    )
+    get_run_logger().info(
+        "speech codebook %s: K=%d from %d frames, inertia %.4g",
+        ref.codebook_id,
+        ref.clusters,
+        ref.sample_frames,
+        ref.inertia,
+    )
+    return ref

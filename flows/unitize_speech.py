@@ -1,0 +1,111 @@
+"""Flow ``unitize-speech``: speech units (full rate + deduplicated) per dataset, per (features, codebook)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from flows.config import PipelineConfig
+from flows.extract_speech_features import extractor_ref, features_version_id, speech_jobs
+from storage.errors import Im2SpError
+from storage.hashing import fingerprint
+from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
+from storage.report import speech_unit_entries
+from storage.store import Store
+from storage.versions import StoreVersion, current_version
+from tasks.jobs import ShardOutcome
+from tasks.speech_codebook import current_speech_codebook
+from tasks.speech_units import UnitSource, unitize_shard_task
+from tasks.tokenizers import extractor_for
+
+
+@dataclass(frozen=True)
+class DatasetSpeechUnits:
+    """What unitize-speech did for one dataset."""
+
+    dataset: str
+    version: str
+    url: str
+    shards_built: int
+    shards_skipped: int
+    stored: int
+    rejected: int
+    stored_bytes: int
+
+
+@flow(name="unitize-speech")
+def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
+    """Assign every utterance's frames to the current speech codebook."""
+    logger = get_run_logger()
+    store = Store(config.store.url, config.store.storage_options or None)
+    options = config.store.storage_options or None
+    speech = config.speech
+    found = current_speech_codebook(store)
+    if found is None:
+        raise Im2SpError("no speech codebook yet: run learn-speech-codebook first")
+    codebook_id, centroids, _ = found
+    ref = extractor_ref(config)
+    features_id = features_version_id(config, extractor_for(ref).fingerprint)
+    source = UnitSource(features_id, speech.keep, ref, speech.chunk_seconds)
+    version_id = fingerprint({"features": features_id, "codebook": codebook_id})
+    results = []
+    for dataset, spec in config.datasets.items():
+        features = current_version(store, dataset, SPEECH_FEATURES)
+        if speech.keep == "all" and (features is None or features.version != features_id):
+            raise Im2SpError(f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features")
+        manifest_version, jobs = speech_jobs(store, dataset)
+        version = StoreVersion(store, dataset, SPEECH_UNITS, version_id)
+        version.ensure_created(
+            {
+                "features": features_id,
+                "codebook": codebook_id,
+                "codebook_size": len(centroids),
+                "keep": speech.keep,
+                "manifests": manifest_version,
+            }
+        )
+        futures = [
+            unitize_shard_task.submit(
+                config.store.url,
+                options,
+                str(spec.root),
+                job,
+                version_id,
+                source,
+                codebook_id,
+                len(centroids),
+                speech.batch_size,
+                config.sharding.io_workers,
+            )
+            for job in jobs
+        ]
+        outcomes: list[ShardOutcome] = [future.result() for future in futures]
+        version.prune(job.shard_id for job in jobs)
+        version.publish([job.shard_id for job in jobs])
+        result = DatasetSpeechUnits(
+            dataset,
+            version_id,
+            version.url,
+            sum(o.built for o in outcomes),
+            sum(not o.built for o in outcomes),
+            sum(o.stored for o in outcomes),
+            sum(o.rejected for o in outcomes),
+            store.disk_usage(version.prefix),
+        )
+        logger.info("%s: %d utterances unitized, %d rejected → %s", dataset, result.stored, result.rejected, result.url)
+        rows = [
+            {
+                "dataset": e.dataset,
+                "items": e.items,
+                "raw_bits": e.raw_bits,
+                "unit_bits": e.unit_bits,
+                "stored_bytes": e.stored_bytes,
+                "stored_vs_pcm": f"{e.stored_bytes * 8 / max(1, e.raw_bits):.4%}",
+            }
+            for e in speech_unit_entries(store, dataset)
+        ]
+        create_table_artifact(key=f"speech-units-{dataset}", table=rows, description=f"Speech units of {dataset}")
+        results.append(result)
+    return results

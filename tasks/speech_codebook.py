@@ -1,0 +1,147 @@
+"""Learning the speech-unit codebook: faiss k-means on a frame-capped sample drawn across every shard.
+
+Memory is bounded by the cap, whatever the dataset size: each committed features shard contributes a quota
+proportional to its stored frames, read with an orthogonal selection (only those rows leave the store).
+faiss normally subsamples to 256 points per centroid; we train on the whole capped sample instead
+(``max_points_per_centroid`` raised), which the cap already keeps affordable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+from prefect import task
+
+from storage.blob_writer import BlobWriter
+from storage.hashing import fingerprint
+from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
+from storage.store import Store
+from storage.versions import StoreVersion, current_version
+
+
+@dataclass(frozen=True)
+class SpeechCodebookRef:
+    """A committed speech codebook: its id, URL and training facts."""
+
+    codebook_id: str
+    url: str
+    clusters: int
+    dim: int
+    sample_frames: int
+    inertia: float
+
+
+def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int) -> tuple[np.ndarray, str]:
+    """Draw at most ``max_frames`` stored feature frames across datasets and shards, seeded.
+
+    Returns:
+        The ``(n, D)`` float32 sample and the extractor fingerprint the features came from.
+    """
+    shards: list[tuple[StoreVersion, str, int]] = []
+    extractors = set()
+    for dataset in datasets:
+        version = current_version(store, dataset, SPEECH_FEATURES)
+        if version is None:
+            raise ValueError(f"dataset {dataset!r} has no speech features; run extract-speech-features first")
+        extractors.add(version.info()["produced_by"]["fingerprint"])
+        for shard_id, marker in sorted(version.committed().items()):
+            shards.append((version, shard_id, int(marker.extra["values_shape"][0])))
+    if len(extractors) != 1:
+        raise ValueError(f"datasets were featurised by different extractors {sorted(extractors)}; re-extract first")
+    total = sum(rows for _, _, rows in shards)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for version, shard_id, rows in shards:
+        quota = rows if total <= max_frames else int(max_frames * rows / total)
+        if quota == 0:
+            continue
+        group = zarr.open_group(version.store.zarr_store(version.shard_key(shard_id), read_only=True), mode="r")
+        values: Any = group["values"]
+        picked = np.sort(rng.choice(rows, size=quota, replace=False))
+        parts.append(np.asarray(values.oindex[picked, :], dtype=np.float32))
+    if not parts:
+        raise ValueError("no stored feature frames to learn a codebook from")
+    return np.concatenate(parts), extractors.pop()
+
+
+def learn_speech_codebook(
+    store: Store,
+    datasets: list[str],
+    *,
+    clusters: int,
+    max_frames: int,
+    seed: int,
+    niter: int = 20,
+    device: str = "cpu",
+) -> SpeechCodebookRef:
+    """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them."""
+    import faiss
+
+    frames, extractor = sample_frames(store, datasets, max_frames, seed)
+    if len(frames) < clusters:
+        raise ValueError(f"{len(frames)} frames cannot train {clusters} clusters")
+    kmeans = faiss.Kmeans(
+        frames.shape[1],
+        clusters,
+        niter=niter,
+        seed=seed,
+        gpu=device == "cuda",
+        verbose=False,
+        max_points_per_centroid=len(frames) // clusters + 1,
+    )
+    kmeans.train(frames)
+    centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, centroids)
+    objective: Any = kmeans.obj
+    inertia = float(objective[-1])
+    meta: dict[str, Any] = {
+        "clusters": clusters,
+        "dim": int(frames.shape[1]),
+        "sample_frames": len(frames),
+        "inertia": inertia,
+        "extractor_fingerprint": extractor,
+        "seed": seed,
+        "niter": niter,
+    }
+    codebook_id = fingerprint({"extractor": extractor, "centroids": fingerprint(buffer.getvalue().hex())})
+    version = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
+    version.ensure_created(meta)
+    if version.marker("all") is None:
+        with BlobWriter(version, "all", input_fingerprint=extractor, model_fingerprint=codebook_id) as writer:
+            writer.write("centroids.npy", {"bytes": buffer.getvalue()})
+            writer.write("meta.json", {"bytes": json.dumps(meta, indent=1).encode()})
+    version.publish(["all"])
+    return SpeechCodebookRef(codebook_id, version.url, clusters, int(frames.shape[1]), len(frames), inertia)
+
+
+def current_speech_codebook(store: Store) -> tuple[str, np.ndarray, dict[str, Any]] | None:
+    """Return id, centroids and metadata of the current speech codebook, or None."""
+    version = current_version(store, SHARED, SPEECH_CODEBOOK)
+    if version is None:
+        return None
+    version.require_marker("all")
+    prefix = version.shard_key("all")
+    centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
+    return version.version, centroids, json.loads(store.read_bytes(f"{prefix}/meta.json"))
+
+
+@task(name="learn-kmeans")
+def learn_speech_codebook_task(
+    store_url: str,
+    storage_options: dict[str, Any] | None,
+    datasets: list[str],
+    clusters: int,
+    max_frames: int,
+    seed: int,
+    device: str,
+) -> SpeechCodebookRef:
+    """Prefect task around :func:`learn_speech_codebook`."""
+    return learn_speech_codebook(
+        Store(store_url, storage_options), datasets, clusters=clusters, max_frames=max_frames, seed=seed, device=device
+    )

@@ -1,0 +1,154 @@
+"""Unitizing one shard of utterances: exact nearest-centroid assignment with faiss (plain function + task).
+
+With ``keep: all`` the stored features are read back; with ``keep: sample`` they were never stored, so the
+task extracts and assigns in one pass and only units are written.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+
+from storage.errors import Im2SpError
+from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
+from storage.reader import iter_ragged
+from storage.speech_units_writer import SpeechUnitsWriter
+from storage.store import Store
+from storage.versions import StoreVersion
+from tasks.jobs import ShardJob, ShardOutcome
+from tasks.prefetch import ordered_prefetch
+from tasks.speech_features import features_of, load_item
+from tasks.tokenizers import ExtractorRef, extractor_for
+
+
+@dataclass(frozen=True)
+class UnitSource:
+    """Where a shard's features come from: a stored features version, or the extractor to recompute them."""
+
+    features_version: str
+    keep: str
+    extractor: ExtractorRef
+    chunk_seconds: float = 100.0
+
+
+_INDEXES: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def assigner(store: Store, codebook_id: str) -> Any:
+    """A faiss exact L2 index over a codebook's centroids, built once per process."""
+    import faiss
+
+    with _LOCK:
+        key = (store.url, codebook_id)
+        if key not in _INDEXES:
+            prefix = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id).shard_key("all")
+            centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
+            index = faiss.IndexFlatL2(centroids.shape[1])
+            index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+            _INDEXES[key] = index
+        return _INDEXES[key]
+
+
+def assign(index: Any, features: np.ndarray) -> np.ndarray:
+    """Nearest centroid of every frame."""
+    if len(features) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, ids = index.search(np.ascontiguousarray(features, dtype=np.float32), 1)
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
+
+
+def unitize_shard(
+    store: Store,
+    root: Path,
+    job: ShardJob,
+    version_id: str,
+    source: UnitSource,
+    codebook_id: str,
+    *,
+    clusters: int,
+    batch_size: int = 8,
+    io_workers: int = 4,
+) -> ShardOutcome:
+    """Write one shard's units (full rate + deduplicated) unless it is committed for the same inputs."""
+    version = StoreVersion(store, job.dataset, SPEECH_UNITS, version_id)
+    marker = version.marker(job.shard_id)
+    if marker is not None and marker.input_fingerprint == job.input_fingerprint:
+        return ShardOutcome(job.dataset, job.shard_id, False, marker.stored, len(marker.rejected), marker.stored_bytes)
+    index = assigner(store, codebook_id)
+    with SpeechUnitsWriter(
+        version,
+        job.shard_id,
+        input_fingerprint=job.input_fingerprint,
+        model_fingerprint=codebook_id,
+        codebook_size=clusters,
+    ) as writer:
+        if source.keep == "all":
+            features = StoreVersion(store, job.dataset, SPEECH_FEATURES, source.features_version)
+            upstream = features.require_marker(job.shard_id)
+            if upstream.input_fingerprint != job.input_fingerprint:
+                raise Im2SpError(f"{features.url}: shard {job.shard_id} is stale; rerun extract-speech-features")
+            for key, values in iter_ragged(features, job.shard_id):
+                writer.write(key, {"units": assign(index, values)})
+            for rejection in upstream.rejected:
+                writer.reject(rejection.key, rejection.reason)
+        else:
+            extractor = extractor_for(source.extractor)
+            pending: list[tuple[str, np.ndarray]] = []
+
+            def flush() -> None:
+                for (key, _), values in zip(
+                    pending, features_of(extractor, [w for _, w in pending], source.chunk_seconds), strict=True
+                ):
+                    writer.write(key, {"units": assign(index, values)})
+                pending.clear()
+
+            with ThreadPoolExecutor(max_workers=io_workers) as pool:
+                loaded = ordered_prefetch(
+                    pool, lambda item: load_item(root, item, extractor.min_samples), job.items, 2 * batch_size
+                )
+                for key, result in loaded:
+                    if isinstance(result, str):
+                        writer.reject(key, result)
+                        continue
+                    pending.append((key, result))
+                    if len(pending) == batch_size:
+                        flush()
+                if pending:
+                    flush()
+    marker = version.require_marker(job.shard_id)
+    return ShardOutcome(job.dataset, job.shard_id, True, marker.stored, len(marker.rejected), marker.stored_bytes)
+
+
+@task(name="unitize-shard", task_run_name="units-{job.dataset}-{job.shard_id}")
+def unitize_shard_task(
+    store_url: str,
+    storage_options: dict[str, Any] | None,
+    root: str,
+    job: ShardJob,
+    version_id: str,
+    source: UnitSource,
+    codebook_id: str,
+    clusters: int,
+    batch_size: int,
+    io_workers: int,
+) -> ShardOutcome:
+    """Prefect task around :func:`unitize_shard`."""
+    return unitize_shard(
+        Store(store_url, storage_options),
+        Path(root),
+        job,
+        version_id,
+        source,
+        codebook_id,
+        clusters=clusters,
+        batch_size=batch_size,
+        io_workers=io_workers,
+    )

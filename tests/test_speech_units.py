@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storage.dedup import dedup, expand, unit_entropy
+from storage.speech_units_writer import read_speech_units
+from storage.store import Store
+from storage.versions import StoreVersion
+from tasks.jobs import ShardJob
+from tasks.speech_codebook import current_speech_codebook, learn_speech_codebook
+from tasks.speech_features import extract_shard
+from tasks.speech_units import UnitSource, unitize_shard
+from tasks.tokenizers import ExtractorRef
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5), max_size=200))
+def test_dedup_is_lossless(units: list[int]) -> None:
+    array = np.array(units, dtype=np.int64)
+    values, runs = dedup(array)
+    np.testing.assert_array_equal(expand(values, runs), array)
+    assert (runs > 0).all() and not (values[1:] == values[:-1]).any()
+
+
+def test_entropy() -> None:
+    assert unit_entropy(np.array([1, 1, 2, 2])) == 1.0 and unit_entropy(np.array([], dtype=np.int64)) == 0.0
+
+
+def _dataset(root: Path, count: int) -> ShardJob:
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(count):
+        buffer = io.BytesIO()
+        t = np.arange(16_000) / 16_000
+        tone = 0.2 * np.sin(2 * np.pi * (150 + 40 * i) * t) + rng.normal(0, 0.02, t.size)
+        soundfile.write(buffer, tone.astype(np.float32), 16_000, subtype="PCM_16", format="WAV")
+        (root / f"u{i}.wav").write_bytes(buffer.getvalue())
+        items.append((f"u{i}", f"u{i}.wav", hashlib.sha256(buffer.getvalue()).hexdigest()))
+    items.append(("gone", "gone.wav", "0" * 64))
+    return ShardJob("ds", "train-00000", "fp", tuple(items))
+
+
+@pytest.mark.parametrize("keep", ["all", "sample"])
+def test_codebook_and_units_from_stored_or_recomputed_features(tmp_path: Path, store: Store, keep: str) -> None:
+    job = _dataset(tmp_path, 6)
+    ref = ExtractorRef("mfcc", "")
+    extract_shard(store, tmp_path, job, "feats", ref, keep=keep, fraction=0.5, seed=1)
+    StoreVersion(store, "ds", "speech-features", "feats").ensure_created({"fingerprint": "mfcc-x"})
+    StoreVersion(store, "ds", "speech-features", "feats").publish([job.shard_id])
+    codebook = learn_speech_codebook(store, ["ds"], clusters=8, max_frames=120, seed=0, niter=5)
+    assert codebook.sample_frames == 120 and codebook.dim == 39
+    found = current_speech_codebook(store)
+    assert found is not None and found[0] == codebook.codebook_id and found[1].shape == (8, 39)
+    source = UnitSource("feats", keep, ref)
+    outcome = unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=8)
+    assert (outcome.stored, outcome.rejected) == (6, 1)
+    units = read_speech_units(StoreVersion(store, "ds", "speech-units", "units"), job.shard_id)
+    full, values, runs = units["u0"]
+    assert full.dtype == np.uint8 and len(full) == 49 and full.max() < 8
+    np.testing.assert_array_equal(expand(values, runs), full)
+    marker = StoreVersion(store, "ds", "speech-units", "units").require_marker(job.shard_id)
+    assert marker.extra["stats"]["u0"][:2] == [49, len(values)]
+    assert not unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=8).built
+
+
+def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
+    job = _dataset(tmp_path, 4)
+    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), keep="all")
+    version = StoreVersion(store, "ds", "speech-features", "feats")
+    version.ensure_created({"fingerprint": "mfcc-x"})
+    version.publish([job.shard_id])
+    assert learn_speech_codebook(store, ["ds"], clusters=4, max_frames=50, seed=0, niter=3).sample_frames == 50
+    with pytest.raises(ValueError, match="cannot train"):
+        learn_speech_codebook(store, ["ds"], clusters=100, max_frames=50, seed=0)
