@@ -15,6 +15,8 @@ from storage.errors import Im2SpError
 app = typer.Typer(help="Offline data pipeline for image-to-speech captioning.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports on the stores.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+codebook_app = typer.Typer(help="Codebooks: import ones trained elsewhere.", no_args_is_help=True)
+app.add_typer(codebook_app, name="codebook")
 console = Console()
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Pipeline YAML config.", exists=False)]
@@ -101,6 +103,31 @@ def report_storage(
         _print_storage(config, as_json=as_json)
     except Im2SpError as error:
         raise _fail(error) from None
+
+
+@codebook_app.command("import-kmeans")
+def import_kmeans_command(
+    path: Annotated[Path, typer.Argument(help="A GSLM/fairseq km.bin (pickled scikit-learn k-means).")],
+    config: ConfigOption,
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Allow unpickling: it runs code from the file.")
+    ] = False,
+) -> None:
+    """Make a k-means trained elsewhere the current speech codebook (for the config's feature extractor)."""
+    from flows.config import load_config
+    from flows.extract_speech_features import extractor_ref
+    from storage.store import Store
+    from tasks.speech_codebook import import_kmeans
+    from tasks.tokenizers import extractor_for
+
+    try:
+        loaded = load_config(config)
+        store = Store(loaded.store.url, loaded.store.storage_options or None)
+        extractor = extractor_for(extractor_ref(loaded))
+        ref = import_kmeans(store, path, extractor.fingerprint, trust_pickle=trust_pickle)
+    except Im2SpError as error:
+        raise _fail(error) from None
+    console.print(f"speech codebook {ref.codebook_id} (K={ref.clusters}, dim {ref.dim}) at {ref.url}")
 
 
 def main() -> None:

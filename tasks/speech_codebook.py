@@ -8,15 +8,18 @@ faiss normally subsamples to 256 points per centroid; we train on the whole capp
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 from prefect import task
 
+from im2sp_models.errors import CheckpointError
 from storage.blob_writer import BlobWriter
 from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
@@ -95,9 +98,6 @@ def learn_speech_codebook(
         max_points_per_centroid=len(frames) // clusters + 1,
     )
     kmeans.train(frames)
-    centroids = np.asarray(kmeans.centroids, dtype=np.float32)
-    buffer = io.BytesIO()
-    np.save(buffer, centroids)
     objective: Any = kmeans.obj
     inertia = float(objective[-1])
     meta: dict[str, Any] = {
@@ -109,7 +109,18 @@ def learn_speech_codebook(
         "seed": seed,
         "niter": niter,
     }
-    codebook_id = fingerprint({"extractor": extractor, "centroids": fingerprint(buffer.getvalue().hex())})
+    return save_speech_codebook(store, np.asarray(kmeans.centroids, dtype=np.float32), meta)
+
+
+def save_speech_codebook(store: Store, centroids: np.ndarray, meta: dict[str, Any]) -> SpeechCodebookRef:
+    """Commit centroids + metadata under ``_shared/speech-codebook/<id>`` and make them current.
+
+    The id hashes the extractor fingerprint and the centroid bytes, so the same codebook is stored once.
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(centroids, dtype=np.float32))
+    extractor = str(meta.get("extractor_fingerprint"))
+    codebook_id = fingerprint({"extractor": extractor, "centroids": hashlib.sha256(buffer.getvalue()).hexdigest()})
     version = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
     version.ensure_created(meta)
     if version.marker("all") is None:
@@ -117,7 +128,46 @@ def learn_speech_codebook(
             writer.write("centroids.npy", {"bytes": buffer.getvalue()})
             writer.write("meta.json", {"bytes": json.dumps(meta, indent=1).encode()})
     version.publish(["all"])
-    return SpeechCodebookRef(codebook_id, version.url, clusters, int(frames.shape[1]), len(frames), inertia)
+    return SpeechCodebookRef(
+        codebook_id,
+        version.url,
+        int(centroids.shape[0]),
+        int(centroids.shape[1]),
+        int(meta.get("sample_frames") or 0),
+        float(meta.get("inertia") or 0.0),
+    )
+
+
+def import_kmeans(store: Store, path: Path, extractor_fingerprint: str, *, trust_pickle: bool) -> SpeechCodebookRef:
+    """Turn a GSLM/fairseq ``km.bin`` (a pickled scikit-learn k-means, joblib format) into a speech codebook.
+
+    Raises:
+        CheckpointError: Without ``trust_pickle`` (unpickling runs code from the file), or when the file holds
+            no ``cluster_centers_``.
+    """
+    if not trust_pickle:
+        raise CheckpointError(
+            f"{path} is a pickle: loading it runs code from the file. Pass --trust-pickle only if you trust its source"
+        )
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except Exception as error:  # unpickling can raise anything the file's code raises
+        raise CheckpointError(f"{path}: cannot be unpickled as a k-means model ({error})") from error
+    centres = getattr(model, "cluster_centers_", None)
+    if not isinstance(centres, np.ndarray) or centres.ndim != 2:
+        raise CheckpointError(f"{path}: no cluster_centers_ array (is it a scikit-learn k-means?)")
+    meta = {
+        "clusters": int(centres.shape[0]),
+        "dim": int(centres.shape[1]),
+        "sample_frames": None,
+        "inertia": None,
+        "extractor_fingerprint": extractor_fingerprint,
+        "imported_from": path.name,
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    return save_speech_codebook(store, centres.astype(np.float32), meta)
 
 
 def current_speech_codebook(store: Store) -> tuple[str, np.ndarray, dict[str, Any]] | None:

@@ -79,3 +79,26 @@ def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
     assert learn_speech_codebook(store, ["ds"], clusters=4, max_frames=50, seed=0, niter=3).sample_frames == 50
     with pytest.raises(ValueError, match="cannot train"):
         learn_speech_codebook(store, ["ds"], clusters=100, max_frames=50, seed=0)
+
+
+def test_import_kmeans_refuses_pickles_unless_trusted(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.cluster import MiniBatchKMeans
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    km = MiniBatchKMeans(n_clusters=5, n_init=1, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 39)))
+    joblib.dump(km, tmp_path / "km.bin")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("datasets: {coco: {kind: coco, root: coco}}\n")
+    refused = CliRunner().invoke(app, ["codebook", "import-kmeans", str(tmp_path / "km.bin"), "--config", str(config)])
+    assert refused.exit_code == 2 and "--trust-pickle" in refused.output
+    assert not (tmp_path / "store/_shared").exists()
+    done = CliRunner().invoke(
+        app, ["codebook", "import-kmeans", str(tmp_path / "km.bin"), "--config", str(config), "--trust-pickle"]
+    )
+    assert done.exit_code == 0, done.output
+    found = current_speech_codebook(Store(str(tmp_path / "store")))
+    assert found is not None and found[1].shape == (5, 39) and found[2]["imported_from"] == "km.bin"
+    np.testing.assert_allclose(found[1], km.cluster_centers_, rtol=1e-6)
