@@ -108,6 +108,7 @@ def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures
                 speech.seed,
                 speech.batch_size,
                 config.sharding.io_workers,
+                speech.chunk_seconds,
             )
             for job in jobs
         ]

@@ -21,6 +21,7 @@ def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
         speech.clusters,
         speech.max_frames,
         speech.seed,
+        speech.niter,
         config.device,
     )
     emit_event(

@@ -45,9 +45,15 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
     found = current_speech_codebook(store)
     if found is None:
         raise Im2SpError("no speech codebook yet: run learn-speech-codebook first")
-    codebook_id, centroids, _ = found
+    codebook_id, centroids, meta = found
     ref = extractor_ref(config)
-    features_id = features_version_id(config, extractor_for(ref).fingerprint)
+    extractor = extractor_for(ref)
+    if meta.get("extractor_fingerprint") != extractor.fingerprint:
+        raise Im2SpError(
+            f"speech codebook {codebook_id} was learned on features of extractor {meta.get('extractor_fingerprint')}; "
+            f"the config's extractor is {extractor.fingerprint}: run learn-speech-codebook, or import a matching one"
+        )
+    features_id = features_version_id(config, extractor.fingerprint)
     source = UnitSource(features_id, speech.keep, ref, speech.chunk_seconds)
     version_id = fingerprint({"features": features_id, "codebook": codebook_id})
     results = []

@@ -31,7 +31,8 @@ class CommitMarker:
     """Everything a reader needs to trust a shard: counts that add up, checksums, provenance.
 
     Attributes:
-        store_kind: Kind of store (``zarr-units``, ``zarr-ragged``, ``webdataset``, ``parquet-tables``).
+        store_kind: Kind of store (``zarr-units``, ``zarr-ragged``, ``speech-units``, ``webdataset``,
+            ``parquet-tables``, ``files``).
         shard_id: The pipeline shard this marker commits.
         keys: Stored item keys, in storage order (row i of the shard's arrays is ``keys[i]``).
         rejected: Items not stored, with reasons.

@@ -2,7 +2,7 @@
 
 ``im2sp report storage --json`` prints ``{"format_version": 1, "entries": [...]}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
-files (from the current manifests) and the image units; later stores add their own representations.
+files (from the current manifests), the image units and the speech units; later stores add theirs.
 """
 
 from __future__ import annotations

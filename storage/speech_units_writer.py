@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from storage.dedup import dedup, unit_entropy
+from storage.errors import CorruptShardError
 from storage.versions import StoreVersion
 from storage.writer import SampleRejected, ShardWriter
 from storage.zarr_arrays import DEFAULT_CODEC, write_whole_array
@@ -32,7 +33,7 @@ class SpeechUnitsWriter(ShardWriter):
         version: The store version.
         shard_id: The pipeline shard id.
         input_fingerprint: Hash of the shard's inputs.
-        model_fingerprint: Hash of the features + codebook.
+        model_fingerprint: The codebook id.
         codebook_size: K; units must lie in ``[0, K)``.
         codec: Codec name.
     """
@@ -98,6 +99,8 @@ def read_speech_units(version: StoreVersion, shard_id: str) -> dict[str, tuple[n
     marker = verify_shard(version, shard_id)
     group = zarr.open_group(version.store.zarr_store(version.shard_key(shard_id), read_only=True), mode="r")
     data = {name: np.asarray(group[name][...]) for name in ("units", "units_offsets", "dedup", "runs", "dedup_offsets")}  # type: ignore[index]
+    if len(data["units_offsets"]) != marker.stored + 1 or len(data["dedup_offsets"]) != marker.stored + 1:
+        raise CorruptShardError(f"{version.url}/{shard_id}: offsets do not match the marker's {marker.stored} keys")
     out = {}
     for i, key in enumerate(marker.keys):
         u0, u1 = data["units_offsets"][i], data["units_offsets"][i + 1]

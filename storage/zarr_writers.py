@@ -82,8 +82,7 @@ class ZarrUnitsWriter(ShardWriter):
 class ZarrRaggedWriter(ShardWriter):
     """Writes variable-length sequences as a flat ``values`` array plus ``offsets`` (n + 1 entries).
 
-    Item ``i`` is ``values[offsets[i]:offsets[i + 1]]``. Used for speech features (``T × D`` float16) and
-    speech units (``T`` integers).
+    Item ``i`` is ``values[offsets[i]:offsets[i + 1]]``. Used for speech features (``T × D`` float16).
 
     Args:
         version: The store version.
@@ -124,9 +123,10 @@ class ZarrRaggedWriter(ShardWriter):
         values = np.asarray(sample["values"])
         if values.ndim != 1 + len(self.row_shape) or values.shape[1:] != self.row_shape:
             raise SampleRejected(f"values shape {values.shape} is not (T, {', '.join(map(str, self.row_shape))})")
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise SampleRejected("values contain NaN or Inf")
-        self._parts.append(values.astype(self.dtype, copy=False))
+        stored = values.astype(self.dtype, copy=False)
+        if stored.dtype.kind == "f" and not np.isfinite(stored).all():  # after the cast: float16 overflows to Inf
+            raise SampleRejected(f"values contain NaN or Inf (as {self.dtype})")
+        self._parts.append(stored)
 
     def _flush(self) -> dict[str, Any]:
         lengths = np.array([len(p) for p in self._parts], dtype=np.int64)

@@ -189,9 +189,16 @@ def learn_speech_codebook_task(
     clusters: int,
     max_frames: int,
     seed: int,
+    niter: int,
     device: str,
 ) -> SpeechCodebookRef:
     """Prefect task around :func:`learn_speech_codebook`."""
     return learn_speech_codebook(
-        Store(store_url, storage_options), datasets, clusters=clusters, max_frames=max_frames, seed=seed, device=device
+        Store(store_url, storage_options),
+        datasets,
+        clusters=clusters,
+        max_frames=max_frames,
+        seed=seed,
+        niter=niter,
+        device=device,
     )

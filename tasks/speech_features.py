@@ -85,10 +85,11 @@ def extract_shard(
     def flush(writer: ZarrRaggedWriter) -> None:
         computed = features_of(extractor, [w for _, w in pending], chunk_seconds)
         for (key, _), features in zip(pending, computed, strict=True):
-            frames[key] = len(features)
+            total = len(features)
             if keep == "sample":
-                features = features[sampled_frames(key, len(features), fraction, seed)]
-            writer.write(key, {"values": features})
+                features = features[sampled_frames(key, total, fraction, seed)]
+            if writer.write(key, {"values": features}):
+                frames[key] = total
         pending.clear()
 
     with (
@@ -132,6 +133,7 @@ def extract_shard_task(
     seed: int,
     batch_size: int,
     io_workers: int,
+    chunk_seconds: float,
 ) -> ShardOutcome:
     """Prefect task around :func:`extract_shard`."""
     return extract_shard(
@@ -145,4 +147,5 @@ def extract_shard_task(
         seed=seed,
         batch_size=batch_size,
         io_workers=io_workers,
+        chunk_seconds=chunk_seconds,
     )

@@ -61,7 +61,8 @@ class HubertExtractor:
     @property
     def fingerprint(self) -> str:
         """Hash of name, layer and the checkpoint files."""
-        return hashlib.sha256(f"{self.name}\n{self.layer}\n{self.checksum}".encode()).hexdigest()[:16]
+        precision = "bf16" if self.device.startswith("cuda") else "fp32"  # bf16 features differ from fp32 ones
+        return hashlib.sha256(f"{self.name}\n{self.layer}\n{precision}\n{self.checksum}".encode()).hexdigest()[:16]
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import contextlib
