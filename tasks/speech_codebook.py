@@ -66,7 +66,7 @@ def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int)
         group = zarr.open_group(version.store.zarr_store(version.shard_key(shard_id), read_only=True), mode="r")
         values: Any = group["values"]
         picked = np.sort(rng.choice(rows, size=quota, replace=False))
-        parts.append(np.asarray(values.oindex[picked, :], dtype=np.float32))
+        parts.extend(_read_rows(values, picked))
     if not parts:
         raise ValueError("no stored feature frames to learn a codebook from")
     return np.concatenate(parts), extractors.pop()
@@ -105,6 +105,17 @@ def kmeans_plus_plus(frames: np.ndarray, clusters: int, seed: int, *, points_per
     return centres
 
 
+def _read_rows(values: Any, picked: np.ndarray, block: int = 1 << 15) -> list[np.ndarray]:
+    """Read sorted rows as float32, block by block: contiguous reads beat a per-row selection, memory stays bounded."""
+    parts = []
+    for start in range(0, int(values.shape[0]), block):
+        lo, hi = np.searchsorted(picked, [start, start + block])
+        if hi > lo:
+            rows = np.asarray(values[start : min(start + block, int(values.shape[0]))])
+            parts.append(rows[picked[lo:hi] - start].astype(np.float32))
+    return parts
+
+
 def learn_speech_codebook(
     store: Store,
     datasets: list[str],
@@ -112,7 +123,7 @@ def learn_speech_codebook(
     clusters: int,
     max_frames: int,
     seed: int,
-    niter: int = 20,
+    niter: int = 10,
     device: str = "cpu",
 ) -> SpeechCodebookRef:
     """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them."""
