@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
-from storage.errors import Im2SpError
+from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.hashing import fingerprint
-from storage.kinds import MANIFESTS, SPEECH_FEATURES
-from storage.manifests import ok_rows, planned_shards
+from storage.kinds import SPEECH_FEATURES
 from storage.store import Store
-from storage.versions import StoreVersion, current_version
-from tasks.jobs import ShardJob, ShardOutcome
+from storage.versions import StoreVersion
 from tasks.speech_features import extract_shard_task
 from tasks.tokenizers import ExtractorRef, extractor_for
 
-
-@dataclass(frozen=True)
-class DatasetFeatures:
-    """What extract-speech-features did for one dataset."""
-
-    dataset: str
-    version: str
-    url: str
-    shards_built: int
-    shards_skipped: int
-    stored: int
-    rejected: int
-    stored_bytes: int
+#: What extract-speech-features did for one dataset.
+DatasetFeatures = ShardedResult
 
 
 def extractor_ref(config: PipelineConfig) -> ExtractorRef:
@@ -51,24 +38,6 @@ def features_version_id(config: PipelineConfig, extractor_fingerprint: str) -> s
     return fingerprint({"extractor": extractor_fingerprint, **kept, "chunk_seconds": speech.chunk_seconds})
 
 
-def speech_jobs(store: Store, dataset: str) -> tuple[str, list[ShardJob]]:
-    """The current manifests' speech shards as jobs (id, wav path, sha256 per utterance)."""
-    manifests = current_version(store, dataset, MANIFESTS)
-    if manifests is None:
-        raise Im2SpError(f"dataset {dataset!r} has no manifests yet; run build-manifests first")
-    rows = ok_rows(manifests, "utterances", ["path", "sha256"])
-    jobs = [
-        ShardJob(
-            dataset,
-            shard.shard_id,
-            shard.fingerprint,
-            tuple((key, rows[key]["path"], rows[key]["sha256"]) for key in shard.items),
-        )
-        for shard in planned_shards(manifests, "speech")
-    ]
-    return manifests.version, jobs
-
-
 @flow(name="extract-speech-features")
 def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures]:
     """Extract features for every configured dataset's utterances; committed shards are skipped."""
@@ -81,7 +50,7 @@ def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures
     version_id = features_version_id(config, extractor.fingerprint)
     results = []
     for dataset, spec in config.datasets.items():
-        manifest_version, jobs = speech_jobs(store, dataset)
+        manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
         version = StoreVersion(store, dataset, SPEECH_FEATURES, version_id)
         version.ensure_created(
             {
@@ -95,35 +64,23 @@ def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures
                 "manifests": manifest_version,
             }
         )
-        futures = [
-            extract_shard_task.submit(
-                config.store.url,
-                options,
-                str(spec.root),
-                job,
-                version_id,
-                ref,
-                speech.keep,
-                speech.sample_fraction,
-                speech.seed,
-                speech.batch_size,
-                config.sharding.io_workers,
-                speech.chunk_seconds,
-            )
-            for job in jobs
-        ]
-        outcomes: list[ShardOutcome] = [future.result() for future in futures]
-        version.prune(job.shard_id for job in jobs)
-        version.publish([job.shard_id for job in jobs])
-        result = DatasetFeatures(
-            dataset,
-            version_id,
-            version.url,
-            sum(o.built for o in outcomes),
-            sum(not o.built for o in outcomes),
-            sum(o.stored for o in outcomes),
-            sum(o.rejected for o in outcomes),
-            store.disk_usage(version.prefix),
+        result = run_and_publish(
+            version,
+            jobs,
+            partial(
+                extract_shard_task.submit,
+                store_url=config.store.url,
+                storage_options=options,
+                root=str(spec.root),
+                version_id=version_id,
+                ref=ref,
+                keep=speech.keep,
+                fraction=speech.sample_fraction,
+                seed=speech.seed,
+                batch_size=speech.batch_size,
+                io_workers=config.sharding.io_workers,
+                chunk_seconds=speech.chunk_seconds,
+            ),
         )
         logger.info("%s: %d utterances stored, %d rejected → %s", dataset, result.stored, result.rejected, result.url)
         create_table_artifact(

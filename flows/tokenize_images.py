@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -20,32 +21,23 @@ from prefect.artifacts import (
 )
 
 from flows.config import PipelineConfig
+from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
-from storage.kinds import IMAGE_UNITS, MANIFESTS
-from storage.manifests import ok_rows, planned_shards
+from storage.kinds import IMAGE_UNITS
 from storage.report import image_unit_entries
 from storage.store import Store
-from storage.versions import StoreVersion, current_version
+from storage.versions import StoreVersion
 from tasks.image_codebook import current_codebook
 from tasks.image_preview import ReconstructionReport, check_reconstruction_task
 from tasks.image_units import tokenize_shard_task
-from tasks.jobs import ShardJob, ShardOutcome
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 
 @dataclass(frozen=True)
-class DatasetUnits:
-    """What tokenize-images did for one dataset."""
+class DatasetUnits(ShardedResult):
+    """What tokenize-images did for one dataset, with its reconstruction check."""
 
-    dataset: str
-    version: str
-    url: str
-    shards_built: int
-    shards_skipped: int
-    stored: int
-    rejected: int
-    stored_bytes: int
-    reconstruction: ReconstructionReport | None
+    reconstruction: ReconstructionReport | None = None
 
 
 def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
@@ -61,23 +53,6 @@ def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
     return TokenizerRef(section.name, str(checkpoint), config.device, options)
 
 
-def _jobs(store: Store, dataset: str) -> tuple[str, list[ShardJob], dict[str, str]]:
-    manifests = current_version(store, dataset, MANIFESTS)
-    if manifests is None:
-        raise Im2SpError(f"dataset {dataset!r} has no manifests yet; run build-manifests first")
-    rows = ok_rows(manifests, "images", ["path", "sha256"])
-    jobs = [
-        ShardJob(
-            dataset,
-            shard.shard_id,
-            shard.fingerprint,
-            tuple((key, rows[key]["path"], rows[key]["sha256"]) for key in shard.items),
-        )
-        for shard in planned_shards(manifests, "image")
-    ]
-    return manifests.version, jobs, {key: row["path"] for key, row in rows.items()}
-
-
 @flow(name="tokenize-images")
 def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
     """Tokenize every configured dataset's images with the configured tokenizer."""
@@ -89,7 +64,7 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
     tokenizer = tokenizer_for(ref)
     results = []
     for dataset, spec in config.datasets.items():
-        manifest_version, jobs, paths = _jobs(store, dataset)
+        manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
         version = StoreVersion(store, dataset, IMAGE_UNITS, tokenizer.fingerprint)
         version.ensure_created(
             {
@@ -103,27 +78,22 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
             progress=0.0, key=f"tokenize-images-{dataset}", description=f"{dataset}: shards committed"
         )
         assert isinstance(progress, UUID)  # the sync API returns the id
-        futures = [
-            tokenize_shard_task.submit(
-                config.store.url,
-                options,
-                str(spec.root),
-                job,
-                version.version,
-                ref,
-                section.batch_size,
-                config.sharding.io_workers,
-                section.codec,
-            )
-            for job in jobs
-        ]
-        outcomes: list[ShardOutcome] = []
-        for future in futures:
-            outcomes.append(future.result())
-            update_progress_artifact(artifact_id=progress, progress=100.0 * len(outcomes) / max(1, len(futures)))
-        # Shards of an earlier plan (items moved after a manifest change) would be counted twice: drop them.
-        version.prune(job.shard_id for job in jobs)
-        version.publish([job.shard_id for job in jobs])
+        summary = run_and_publish(
+            version,
+            jobs,
+            partial(
+                tokenize_shard_task.submit,
+                store_url=config.store.url,
+                storage_options=options,
+                root=str(spec.root),
+                version_id=version.version,
+                ref=ref,
+                batch_size=section.batch_size,
+                io_workers=config.sharding.io_workers,
+                codec=section.codec,
+            ),
+            partial(_progress, progress),
+        )
         report = None
         if section.reconstruction_sample:
             report = check_reconstruction_task(
@@ -137,17 +107,7 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
                 ref,
                 section.reconstruction_sample,
             )
-        result = DatasetUnits(
-            dataset,
-            version.version,
-            version.url,
-            sum(o.built for o in outcomes),
-            sum(not o.built for o in outcomes),
-            sum(o.stored for o in outcomes),
-            sum(o.rejected for o in outcomes),
-            store.disk_usage(version.prefix),
-            report,
-        )
+        result = DatasetUnits(**vars(summary), reconstruction=report)
         logger.info(
             "%s: %d stored, %d rejected, %d shards built, %d skipped → %s",
             dataset,
@@ -160,6 +120,10 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
         _artifacts(store, result)
         results.append(result)
     return results
+
+
+def _progress(artifact: UUID, done: int, total: int) -> None:
+    update_progress_artifact(artifact_id=artifact, progress=100.0 * done / max(1, total))
 
 
 def _artifacts(store: Store, result: DatasetUnits) -> None:

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
-from flows.extract_speech_features import extractor_ref, features_version_id, speech_jobs
+from flows.extract_speech_features import extractor_ref, features_version_id
+from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tasks.jobs import ShardOutcome
 from tasks.speech_codebook import current_speech_codebook
 from tasks.speech_units import UnitSource, unitize_shard_task
 from tasks.tokenizers import extractor_for
 
-
-@dataclass(frozen=True)
-class DatasetSpeechUnits:
-    """What unitize-speech did for one dataset."""
-
-    dataset: str
-    version: str
-    url: str
-    shards_built: int
-    shards_skipped: int
-    stored: int
-    rejected: int
-    stored_bytes: int
+#: What unitize-speech did for one dataset.
+DatasetSpeechUnits = ShardedResult
 
 
 @flow(name="unitize-speech")
@@ -61,7 +50,7 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
         features = current_version(store, dataset, SPEECH_FEATURES)
         if speech.keep == "all" and (features is None or features.version != features_id):
             raise Im2SpError(f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features")
-        manifest_version, jobs = speech_jobs(store, dataset)
+        manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
         version = StoreVersion(store, dataset, SPEECH_UNITS, version_id)
         version.ensure_created(
             {
@@ -72,33 +61,21 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
                 "manifests": manifest_version,
             }
         )
-        futures = [
-            unitize_shard_task.submit(
-                config.store.url,
-                options,
-                str(spec.root),
-                job,
-                version_id,
-                source,
-                codebook_id,
-                len(centroids),
-                speech.batch_size,
-                config.sharding.io_workers,
-            )
-            for job in jobs
-        ]
-        outcomes: list[ShardOutcome] = [future.result() for future in futures]
-        version.prune(job.shard_id for job in jobs)
-        version.publish([job.shard_id for job in jobs])
-        result = DatasetSpeechUnits(
-            dataset,
-            version_id,
-            version.url,
-            sum(o.built for o in outcomes),
-            sum(not o.built for o in outcomes),
-            sum(o.stored for o in outcomes),
-            sum(o.rejected for o in outcomes),
-            store.disk_usage(version.prefix),
+        result = run_and_publish(
+            version,
+            jobs,
+            partial(
+                unitize_shard_task.submit,
+                store_url=config.store.url,
+                storage_options=options,
+                root=str(spec.root),
+                version_id=version_id,
+                source=source,
+                codebook_id=codebook_id,
+                clusters=len(centroids),
+                batch_size=speech.batch_size,
+                io_workers=config.sharding.io_workers,
+            ),
         )
         logger.info("%s: %d utterances unitized, %d rejected → %s", dataset, result.stored, result.rejected, result.url)
         rows = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,16 @@ from storage.kinds import IMAGE_UNITS
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
-from tasks.jobs import ShardJob, ShardOutcome
-from tasks.prefetch import ordered_prefetch
+from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.prefetch import loaded_batches
 from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 
 def _load(root: Path, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str]:
-    key, relpath, sha256 = item
-    try:
-        data = (root / relpath).read_bytes()
-    except OSError as error:
-        return key, f"missing file: {relpath} ({error.strerror})"
-    if hashlib.sha256(data).hexdigest() != sha256:
-        return key, f"changed since manifest: {relpath}; rerun build-manifests"
+    key = item[0]
+    data = read_verified(root, item)
+    if isinstance(data, str):
+        return key, data
     try:
         return key, decode_image(data)
     except ItemRejected as verdict:
@@ -48,12 +44,10 @@ def tokenize_shard(
 ) -> ShardOutcome:
     """Tokenize one shard unless it is already committed for the same inputs; commit it with its rejects."""
     version = StoreVersion(store, job.dataset, IMAGE_UNITS, version_id)
-    marker = version.marker(job.shard_id)
-    if marker is not None and marker.input_fingerprint == job.input_fingerprint:
-        return ShardOutcome(job.dataset, job.shard_id, False, marker.stored, len(marker.rejected), marker.stored_bytes)
+    skipped = already_committed(version, job)
+    if skipped is not None:
+        return skipped
     tokenizer = tokenizer_for(ref)
-    batch_keys: list[str] = []
-    batch: list[np.ndarray] = []
     with (
         ZarrUnitsWriter(
             version,
@@ -64,26 +58,11 @@ def tokenize_shard(
         ) as writer,
         ThreadPoolExecutor(max_workers=io_workers) as pool,
     ):
-
-        def flush() -> None:
-            units = tokenizer.encode(np.stack(batch))
-            for key, grid in zip(batch_keys, units, strict=True):
+        for batch in loaded_batches(pool, lambda item: _load(root, item), job.items, batch_size, writer.reject):
+            units = tokenizer.encode(np.stack([image for _, image in batch]))
+            for (key, _), grid in zip(batch, units, strict=True):
                 writer.write(key, {"units": grid})
-            batch_keys.clear()
-            batch.clear()
-
-        for key, result in ordered_prefetch(pool, lambda item: _load(root, item), job.items, 2 * batch_size):
-            if isinstance(result, str):
-                writer.reject(key, result)
-                continue
-            batch_keys.append(key)
-            batch.append(result)
-            if len(batch) == batch_size:
-                flush()
-        if batch:
-            flush()
-    marker = version.require_marker(job.shard_id)
-    return ShardOutcome(job.dataset, job.shard_id, True, marker.stored, len(marker.rejected), marker.stored_bytes)
+    return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="tokenize-shard", task_run_name="tokenize-{job.dataset}-{job.shard_id}")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+
+from storage.versions import StoreVersion
 
 
 @dataclass(frozen=True)
@@ -25,3 +29,28 @@ class ShardOutcome:
     stored: int
     rejected: int
     stored_bytes: int
+
+    @classmethod
+    def of(cls, version: StoreVersion, job: ShardJob, *, built: bool) -> ShardOutcome:
+        """The outcome recorded by a shard's commit marker."""
+        marker = version.require_marker(job.shard_id)
+        return cls(job.dataset, job.shard_id, built, marker.stored, len(marker.rejected), marker.stored_bytes)
+
+
+def already_committed(version: StoreVersion, job: ShardJob) -> ShardOutcome | None:
+    """The skipped outcome when the shard is committed for exactly these inputs, else None (build it)."""
+    if version.needs_build(job.shard_id, job.input_fingerprint):
+        return None
+    return ShardOutcome.of(version, job, built=False)
+
+
+def read_verified(root: Path, item: tuple[str, str, str]) -> bytes | str:
+    """Read a job item's file and check it against the manifest's sha256; a string is the reject reason."""
+    _, relpath, sha256 = item
+    try:
+        data = (root / relpath).read_bytes()
+    except OSError as error:
+        return f"missing file: {relpath} ({error.strerror})"
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return f"changed since manifest: {relpath}; rerun build-manifests"
+    return data

@@ -23,3 +23,24 @@ def ordered_prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iter
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def loaded_batches(
+    pool: ThreadPoolExecutor,
+    load: Callable[[T], tuple[str, R | str]],
+    items: Iterable[T],
+    batch_size: int,
+    reject: Callable[[str, str], object],
+) -> Iterator[list[tuple[str, R]]]:
+    """Load items ahead in the pool and yield them in batches; a loader's string result is a rejection reason."""
+    batch: list[tuple[str, R]] = []
+    for key, result in ordered_prefetch(pool, load, items, 2 * batch_size):
+        if isinstance(result, str):
+            reject(key, result)
+            continue
+        batch.append((key, result))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from storage.kinds import SPEECH_FEATURES
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
-from tasks.jobs import ShardJob, ShardOutcome
-from tasks.prefetch import ordered_prefetch
+from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.prefetch import loaded_batches
 from tasks.tokenizers import ExtractorRef, extractor_for
 
 
@@ -46,13 +47,10 @@ def features_of(extractor: FeatureExtractor, waveforms: list[np.ndarray], chunk_
 
 def load_item(root: Path, item: tuple[str, str, str], min_samples: int) -> tuple[str, np.ndarray | str]:
     """Read, verify against the manifest hash and decode one utterance; a string result is the reject reason."""
-    key, relpath, sha256 = item
-    try:
-        data = (root / relpath).read_bytes()
-    except OSError as error:
-        return key, f"missing file: {relpath} ({error.strerror})"
-    if hashlib.sha256(data).hexdigest() != sha256:
-        return key, f"changed since manifest: {relpath}; rerun build-manifests"
+    key = item[0]
+    data = read_verified(root, item)
+    if isinstance(data, str):
+        return key, data
     try:
         return key, load_audio(data, min_samples=min_samples)
     except ItemRejected as verdict:
@@ -75,23 +73,11 @@ def extract_shard(
 ) -> ShardOutcome:
     """Extract one shard unless it is committed for the same inputs; commit it with its rejects."""
     version = StoreVersion(store, job.dataset, SPEECH_FEATURES, version_id)
-    marker = version.marker(job.shard_id)
-    if marker is not None and marker.input_fingerprint == job.input_fingerprint:
-        return ShardOutcome(job.dataset, job.shard_id, False, marker.stored, len(marker.rejected), marker.stored_bytes)
+    skipped = already_committed(version, job)
+    if skipped is not None:
+        return skipped
     extractor = extractor_for(ref)
     frames: dict[str, int] = {}
-    pending: list[tuple[str, np.ndarray]] = []
-
-    def flush(writer: ZarrRaggedWriter) -> None:
-        computed = features_of(extractor, [w for _, w in pending], chunk_seconds)
-        for (key, _), features in zip(pending, computed, strict=True):
-            total = len(features)
-            if keep == "sample":
-                features = features[sampled_frames(key, total, fraction, seed)]
-            if writer.write(key, {"values": features}):
-                frames[key] = total
-        pending.clear()
-
     with (
         ZarrRaggedWriter(
             version,
@@ -104,20 +90,16 @@ def extract_shard(
         ) as writer,
         ThreadPoolExecutor(max_workers=io_workers) as pool,
     ):
-        loaded = ordered_prefetch(
-            pool, lambda item: load_item(root, item, extractor.min_samples), job.items, 2 * batch_size
-        )
-        for key, result in loaded:
-            if isinstance(result, str):
-                writer.reject(key, result)
-                continue
-            pending.append((key, result))
-            if len(pending) == batch_size:
-                flush(writer)
-        if pending:
-            flush(writer)
-    marker = version.require_marker(job.shard_id)
-    return ShardOutcome(job.dataset, job.shard_id, True, marker.stored, len(marker.rejected), marker.stored_bytes)
+        load = partial(load_item, root, min_samples=extractor.min_samples)
+        for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
+            computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
+            for (key, _), features in zip(batch, computed, strict=True):
+                total = len(features)
+                if keep == "sample":
+                    features = features[sampled_frames(key, total, fraction, seed)]
+                if writer.write(key, {"values": features}):
+                    frames[key] = total
+    return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="extract-features-shard", task_run_name="features-{job.dataset}-{job.shard_id}")

@@ -10,6 +10,7 @@ import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from storage.reader import iter_ragged
 from storage.speech_units_writer import SpeechUnitsWriter
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.jobs import ShardJob, ShardOutcome
-from tasks.prefetch import ordered_prefetch
+from tasks.jobs import ShardJob, ShardOutcome, already_committed
+from tasks.prefetch import loaded_batches
 from tasks.speech_features import features_of, load_item
 from tasks.tokenizers import ExtractorRef, extractor_for
 
@@ -79,9 +80,9 @@ def unitize_shard(
 ) -> ShardOutcome:
     """Write one shard's units (full rate + deduplicated) unless it is committed for the same inputs."""
     version = StoreVersion(store, job.dataset, SPEECH_UNITS, version_id)
-    marker = version.marker(job.shard_id)
-    if marker is not None and marker.input_fingerprint == job.input_fingerprint:
-        return ShardOutcome(job.dataset, job.shard_id, False, marker.stored, len(marker.rejected), marker.stored_bytes)
+    skipped = already_committed(version, job)
+    if skipped is not None:
+        return skipped
     index = assigner(store, codebook_id)
     with SpeechUnitsWriter(
         version,
@@ -101,30 +102,13 @@ def unitize_shard(
                 writer.reject(rejection.key, rejection.reason)
         else:
             extractor = extractor_for(source.extractor)
-            pending: list[tuple[str, np.ndarray]] = []
-
-            def flush() -> None:
-                for (key, _), values in zip(
-                    pending, features_of(extractor, [w for _, w in pending], source.chunk_seconds), strict=True
-                ):
-                    writer.write(key, {"units": assign(index, values)})
-                pending.clear()
-
+            load = partial(load_item, root, min_samples=extractor.min_samples)
             with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                loaded = ordered_prefetch(
-                    pool, lambda item: load_item(root, item, extractor.min_samples), job.items, 2 * batch_size
-                )
-                for key, result in loaded:
-                    if isinstance(result, str):
-                        writer.reject(key, result)
-                        continue
-                    pending.append((key, result))
-                    if len(pending) == batch_size:
-                        flush()
-                if pending:
-                    flush()
-    marker = version.require_marker(job.shard_id)
-    return ShardOutcome(job.dataset, job.shard_id, True, marker.stored, len(marker.rejected), marker.stored_bytes)
+                for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
+                    computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
+                    for (key, _), values in zip(batch, computed, strict=True):
+                        writer.write(key, {"units": assign(index, values)})
+    return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="unitize-shard", task_run_name="units-{job.dataset}-{job.shard_id}")
