@@ -75,14 +75,3 @@ def load_tokenizer(name: str, checkpoint: Path, *, device: str = "auto", **optio
         raise UnknownModelError(f"unknown image tokenizer {name!r}; choose one of {tokenizer_names()}")
     importlib.import_module(_ENTRY_MODULES[name])
     return _REGISTRY[name](checkpoint, device=device, **options)
-
-
-def resolve_device(device: str) -> str:
-    """Turn ``auto`` into ``cuda`` when a GPU is visible to torch, else ``cpu``."""
-    if device != "auto":
-        return device
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"

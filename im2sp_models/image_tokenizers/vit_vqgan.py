@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.image_tokenizers.registry import register_tokenizer, resolve_device
+from im2sp_models.image_tokenizers.registry import register_tokenizer
 
 _REQUIRED = (
     "encoder.to_patch_embedding.0.weight",

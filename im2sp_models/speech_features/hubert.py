@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.image_tokenizers.registry import resolve_device
 from im2sp_models.speech_features.registry import register_extractor
 
 #: Samples of the shortest input that yields one frame through the conv stack (25 ms at 16 kHz).
