@@ -26,7 +26,7 @@ def child(folder: Path, images: int) -> None:
     from storage.store import Store
     from tasks.image_units import tokenize_shard
     from tasks.jobs import ShardJob
-    from tasks.tokenizers import TokenizerRef
+    from tasks.models import TokenizerRef
 
     names = sorted(p.name for p in (folder / "images").iterdir())[:images]
     items = [(name[:-4], name, hashlib.sha256((folder / "images" / name).read_bytes()).hexdigest()) for name in names]

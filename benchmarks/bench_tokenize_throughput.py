@@ -23,7 +23,7 @@ from im2sp_models.image_tokenizers.vit_vqgan_net import PRESETS, ViTVQ
 from storage.store import Store
 from tasks.image_units import tokenize_shard
 from tasks.jobs import ShardJob
-from tasks.tokenizers import TokenizerRef, tokenizer_for
+from tasks.models import TokenizerRef, tokenizer_for
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def build_manifests_flow(config: PipelineConfig) -> list[ManifestResult]:
             spec,
             config.sharding.shard_size,
             config.sharding.io_workers,
-            config.store.storage_options or None,
+            config.store.options,
         )
         for name, spec in config.datasets.items()
     ]

@@ -116,13 +116,12 @@ def import_kmeans_command(
     """Make a k-means trained elsewhere the current speech codebook (for the config's feature extractor)."""
     from flows.config import load_config
     from flows.extract_speech_features import extractor_ref
-    from storage.store import Store
+    from tasks.models import extractor_for
     from tasks.speech_codebook import import_kmeans
-    from tasks.tokenizers import extractor_for
 
     try:
         loaded = load_config(config)
-        store = Store(loaded.store.url, loaded.store.storage_options or None)
+        store = loaded.store.open()
         extractor = extractor_for(extractor_ref(loaded))
         ref = import_kmeans(store, path, extractor.fingerprint, trust_pickle=trust_pickle)
     except Im2SpError as error:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from storage.errors import ConfigError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
+from storage.store import Store
 
 
 class _Section(BaseModel):
@@ -25,6 +26,15 @@ class StoreConfig(_Section):
 
     url: str = "store"
     storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, Any] | None:
+        """Fsspec options as tasks take them (None when there are none)."""
+        return self.storage_options or None
+
+    def open(self) -> Store:
+        """The store this section names."""
+        return Store(self.url, self.options)
 
 
 class ImageTokenizerConfig(_Section):

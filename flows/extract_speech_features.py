@@ -11,10 +11,9 @@ from flows.config import PipelineConfig
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES
-from storage.store import Store
 from storage.versions import StoreVersion
+from tasks.models import ExtractorRef, extractor_for
 from tasks.speech_features import extract_shard_task
-from tasks.tokenizers import ExtractorRef, extractor_for
 
 #: What extract-speech-features did for one dataset.
 DatasetFeatures = ShardedResult
@@ -42,8 +41,8 @@ def features_version_id(config: PipelineConfig, extractor_fingerprint: str) -> s
 def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures]:
     """Extract features for every configured dataset's utterances; committed shards are skipped."""
     logger = get_run_logger()
-    store = Store(config.store.url, config.store.storage_options or None)
-    options = config.store.storage_options or None
+    store = config.store.open()
+    options = config.store.options
     speech = config.speech
     ref = extractor_ref(config)
     extractor = extractor_for(ref)

@@ -9,7 +9,6 @@ from flows.config import PipelineConfig
 from storage.errors import Im2SpError
 from storage.manifests import KIND as MANIFESTS
 from storage.manifests import ok_rows
-from storage.store import Store
 from storage.versions import current_version
 from tasks.image_codebook import CodebookRef, learn_image_codebook_task, sample_images
 
@@ -24,7 +23,7 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
     section = config.image_tokenizer
     if section.name != "patch-vq":
         raise Im2SpError(f"learn-image-codebook trains patch-vq codebooks; image_tokenizer.name is {section.name!r}")
-    store = Store(config.store.url, config.store.storage_options or None)
+    store = config.store.open()
     sources = []
     for name, spec in config.datasets.items():
         manifests = current_version(store, name, MANIFESTS)
@@ -37,7 +36,7 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
     paths = sample_images(sources, section.sample_images, section.seed)
     ref = learn_image_codebook_task(
         config.store.url,
-        config.store.storage_options or None,
+        config.store.options,
         [str(p) for p in paths],
         section.codebook_size,
         section.seed,

@@ -16,7 +16,7 @@ def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
     speech = config.speech
     ref = learn_speech_codebook_task(
         config.store.url,
-        config.store.storage_options or None,
+        config.store.options,
         list(config.datasets),
         speech.clusters,
         speech.max_frames,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flows.config import PipelineConfig
 from storage.report import StorageEntry, image_unit_entries, source_entries, speech_unit_entries
 from storage.sources.spec import CocoSpec
-from storage.store import Store
 
 
 def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
     """Return the storage report entries of every configured dataset."""
-    store = Store(config.store.url, config.store.storage_options or None)
+    store = config.store.open()
     entries: list[StorageEntry] = []
     for name, spec in config.datasets.items():
         images = spec.images if isinstance(spec, CocoSpec) else (spec.images or "")

@@ -30,7 +30,7 @@ from storage.versions import StoreVersion
 from tasks.image_codebook import current_codebook
 from tasks.image_preview import ReconstructionReport, check_reconstruction_task
 from tasks.image_units import tokenize_shard_task
-from tasks.tokenizers import TokenizerRef, tokenizer_for
+from tasks.models import TokenizerRef, tokenizer_for
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
 def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
     """Tokenize every configured dataset's images with the configured tokenizer."""
     logger = get_run_logger()
-    store = Store(config.store.url, config.store.storage_options or None)
-    options = config.store.storage_options or None
+    store = config.store.open()
+    options = config.store.options
     section = config.image_tokenizer
     ref = tokenizer_ref(config, store)
     tokenizer = tokenizer_for(ref)

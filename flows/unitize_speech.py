@@ -14,11 +14,10 @@ from storage.errors import Im2SpError
 from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
-from storage.store import Store
 from storage.versions import StoreVersion, current_version
+from tasks.models import extractor_for
 from tasks.speech_codebook import current_speech_codebook
 from tasks.speech_units import UnitSource, unitize_shard_task
-from tasks.tokenizers import extractor_for
 
 #: What unitize-speech did for one dataset.
 DatasetSpeechUnits = ShardedResult
@@ -28,8 +27,8 @@ DatasetSpeechUnits = ShardedResult
 def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
     """Assign every utterance's frames to the current speech codebook."""
     logger = get_run_logger()
-    store = Store(config.store.url, config.store.storage_options or None)
-    options = config.store.storage_options or None
+    store = config.store.open()
+    options = config.store.options
     speech = config.speech
     found = current_speech_codebook(store)
     if found is None:

@@ -17,7 +17,7 @@ from storage.kinds import IMAGE_UNITS
 from storage.reader import read_units
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.tokenizers import TokenizerRef, tokenizer_for
+from tasks.models import TokenizerRef, tokenizer_for
 
 THUMB = 128
 

@@ -16,8 +16,8 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
 from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.models import TokenizerRef, tokenizer_for
 from tasks.prefetch import loaded_batches
-from tasks.tokenizers import TokenizerRef, tokenizer_for
 
 
 def _load(root: Path, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str]:

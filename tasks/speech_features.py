@@ -24,8 +24,8 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
 from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.models import ExtractorRef, extractor_for
 from tasks.prefetch import loaded_batches
-from tasks.tokenizers import ExtractorRef, extractor_for
 
 
 def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndarray:

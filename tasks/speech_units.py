@@ -24,9 +24,9 @@ from storage.speech_units_writer import SpeechUnitsWriter
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob, ShardOutcome, already_committed
+from tasks.models import ExtractorRef, extractor_for
 from tasks.prefetch import loaded_batches
 from tasks.speech_features import features_of, load_item
-from tasks.tokenizers import ExtractorRef, extractor_for
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from storage.reader import iter_ragged, verify_shard
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
+from tasks.models import ExtractorRef
 from tasks.speech_features import extract_shard, sampled_frames
-from tasks.tokenizers import ExtractorRef
 
 RATE = 16_000
 

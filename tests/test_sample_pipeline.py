@@ -19,6 +19,16 @@ from storage.store import Store
 from storage.versions import current_version
 
 
+def _private_config(sample_dir: Path, tmp_path: Path) -> Path:
+    """The sample's pipeline.yaml with absolute dataset roots and a store of the test's own."""
+    config = tmp_path / "pipeline.yaml"
+    text = (sample_dir / "pipeline.yaml").read_text()
+    config.write_text(
+        text.replace("root: coco", f"root: {sample_dir}/coco").replace("root: flickr8k", f"root: {sample_dir}/flickr8k")
+    )
+    return config
+
+
 def test_sample_layouts_are_the_real_ones(sample_dir: Path) -> None:
     coco, flickr = sample_dir / "coco", sample_dir / "flickr8k"
     karpathy = json.loads((coco / "karpathy/dataset_coco.json").read_text())
@@ -70,13 +80,7 @@ def test_manifests_from_sample_load_in_pandas_and_duckdb(sample_dir: Path, tmp_p
 
 
 def test_cli_sample_data_run_and_report(sample_dir: Path, tmp_path: Path, prefect_harness: None) -> None:
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(
-        (sample_dir / "pipeline.yaml")
-        .read_text()
-        .replace("root: coco", f"root: {sample_dir}/coco")
-        .replace("root: flickr8k", f"root: {sample_dir}/flickr8k")
-    )
+    config = _private_config(sample_dir, tmp_path)
     runner = CliRunner()
     first = runner.invoke(app, ["run", "build-manifests", "--config", str(config)])
     assert first.exit_code == 0, first.output
@@ -109,13 +113,7 @@ def test_cli_reports_bad_config_and_unknown_flow(tmp_path: Path) -> None:
 def test_pipeline_tokenizes_sample_images_compactly(sample_dir: Path, tmp_path: Path, prefect_harness: None) -> None:
     from flows.cli import run_flow
 
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(
-        (sample_dir / "pipeline.yaml")
-        .read_text()
-        .replace("root: coco", f"root: {sample_dir}/coco")
-        .replace("root: flickr8k", f"root: {sample_dir}/flickr8k")
-    )
+    config = _private_config(sample_dir, tmp_path)
     results = run_flow("im2sp-pipeline", config)
     assert isinstance(results, dict)
     units = {r.dataset: r for r in results["tokenize-images"]}

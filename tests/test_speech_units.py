@@ -15,10 +15,10 @@ from storage.speech_units_writer import read_speech_units
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
+from tasks.models import ExtractorRef
 from tasks.speech_codebook import current_speech_codebook, learn_speech_codebook
 from tasks.speech_features import extract_shard
 from tasks.speech_units import UnitSource, unitize_shard
-from tasks.tokenizers import ExtractorRef
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), max_size=200))

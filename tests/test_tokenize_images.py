@@ -19,7 +19,7 @@ from storage.versions import StoreVersion
 from tasks.image_preview import check_reconstruction
 from tasks.image_units import tokenize_shard
 from tasks.jobs import ShardJob
-from tasks.tokenizers import TokenizerRef
+from tasks.models import TokenizerRef
 
 
 def _save(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
