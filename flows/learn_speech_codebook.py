@@ -22,6 +22,7 @@ def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
         speech.max_frames,
         speech.seed,
         speech.niter,
+        speech.swap_rounds,
         config.device,
     )
     emit_event(

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from storage.format import FORMAT_VERSION
 from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS
 from storage.manifests import read_table
+from storage.speech_units_writer import stored_frames
 from storage.store import Store
 from storage.versions import current_version
 
@@ -123,7 +124,7 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     """Return the entry of a dataset's current speech-unit version (empty when none is published).
 
     ``raw_bits`` is the stored utterances' 16 kHz 16-bit PCM (seconds × 256,000); ``unit_bits`` is their
-    full-rate frames × ceil(log2 K); ``stored_bytes`` is every file of the version (both unit streams).
+    full-rate frames × ceil(log2 K); ``stored_bytes`` is every file of the version (runs, offsets, markers, metadata).
     """
     version = current_version(store, dataset, SPEECH_UNITS)
     if version is None:
@@ -131,7 +132,7 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     codebook_size = int(version.info()["produced_by"]["codebook_size"])
     markers = version.committed().values()
     keys = [key for marker in markers for key in marker.keys]
-    frames = sum(int(stats[0]) for marker in markers for stats in marker.extra.get("stats", {}).values())
+    frames = sum(stored_frames(marker.extra) for marker in markers)
     sources = current_version(store, dataset, MANIFESTS)
     rows = read_table(sources, "utterances").select(["id", "bytes", "duration"]).to_pylist() if sources else []
     by_id = {row["id"]: row for row in rows}

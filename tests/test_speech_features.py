@@ -108,13 +108,20 @@ def test_hubert_layer_6_equals_hidden_states_6(tmp_path: Path, stable: bool) -> 
     assert features.shape == (49, 32)
 
 
-def test_hubert_batched_equals_one_by_one(tmp_path: Path) -> None:
-    _tiny_hubert(tmp_path)
+@pytest.mark.parametrize(("stable", "pad_conv_stack"), [(False, False), (False, True), (True, False), (True, True)])
+def test_hubert_batched_equals_one_by_one(tmp_path: Path, stable: bool, pad_conv_stack: bool) -> None:
+    """Utterances of different lengths share padded, masked batches (conv stack too, as on GPUs): same features."""
+    full = _tiny_hubert(tmp_path, stable=stable)
     extractor = load_extractor("hubert", tmp_path, device="cpu", layer=3, batch_size=4)
+    extractor.pad_conv_stack = pad_conv_stack  # type: ignore[attr-defined]
     rng = np.random.default_rng(1)
-    waves = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 12000, 8000, 4000, 8000)]
+    waves = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 12000, 8000, 4000, 8400, 400, 30000)]
+    assert [len(g) for g in extractor._groups([extractor._frame_count(len(w)) for w in waves])] == [4, 3]  # type: ignore[attr-defined]
     batched = extractor.extract(waves)
     for wave, together in zip(waves, batched, strict=True):
+        with torch.no_grad():
+            alone = full(torch.from_numpy(wave)[None], output_hidden_states=True).hidden_states[3][0].numpy()
+        np.testing.assert_allclose(together, alone, atol=1e-5)
         np.testing.assert_allclose(extractor.extract([wave])[0], together, atol=1e-5)
 
 

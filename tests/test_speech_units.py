@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.dedup import dedup, expand, unit_entropy
-from storage.speech_units_writer import read_speech_units
+from storage.speech_units_writer import read_speech_units, utterance_stats
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
@@ -66,7 +66,8 @@ def test_codebook_and_units_from_stored_or_recomputed_features(tmp_path: Path, s
     assert full.dtype == np.uint8 and len(full) == 49 and full.max() < 8
     np.testing.assert_array_equal(expand(values, runs), full)
     marker = StoreVersion(store, "ds", "speech-units", "units").require_marker(job.shard_id)
-    assert marker.extra["stats"]["u0"][:2] == [49, len(values)]
+    assert marker.extra["layout"] == 2 and marker.extra["frames"] == 6 * 49
+    assert utterance_stats(values, runs)[:2] == (49, len(values))
     assert not unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=8).built
 
 

@@ -12,8 +12,10 @@ import webdataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage.dedup import dedup
 from storage.parquet_writer import ParquetTablesWriter
 from storage.reader import iter_ragged, iter_webdataset, read_units, verify_shard
+from storage.speech_units_writer import SpeechUnitsWriter, read_speech_units, stored_frames, utterance_stats
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.webdataset_writer import WebDatasetWriter
@@ -185,3 +187,77 @@ def test_ans_arrays_open_with_plain_zarr(tmp_path: Any) -> None:
     script = f"import zarr; print(int(zarr.open_array({path!r}, mode='r')[0].sum()))"
     output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert int(output) == int(grid.sum())
+
+
+class TestSpeechUnits(WriterContract):
+    kind = "speech-units"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return SpeechUnitsWriter(version, shard_id, input_fingerprint=fingerprint, codebook_size=200)
+
+    def sample(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng(index)
+        return {"units": np.repeat(rng.integers(0, 200, 10 + index), rng.integers(1, 6, 10 + index))}
+
+    def bad_sample(self) -> dict[str, Any]:
+        return {"units": np.array([3, 200])}
+
+    def read_back(self, version: StoreVersion, shard_id: str) -> dict[str, Any]:
+        return read_speech_units(version, shard_id)
+
+    def assert_same(self, written: dict[str, Any], read: Any) -> None:
+        units, values, runs = read
+        np.testing.assert_array_equal(units, written["units"])
+        np.testing.assert_array_equal(np.repeat(values, runs), written["units"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 70_000)), max_size=6))
+def test_speech_units_runs_of_any_length_round_trip(runs: list[tuple[int, int]]) -> None:
+    import tempfile
+
+    units = np.repeat([u for u, _ in runs], [n for _, n in runs]).astype(np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        version = StoreVersion(Store(tmp), "ds", "speech-units", "v")
+        version.ensure_created({})
+        with SpeechUnitsWriter(version, "s", input_fingerprint="f", codebook_size=4) as writer:
+            writer.write("a", {"units": units})
+            writer.write("b", {"units": units[::-1].copy()})
+        read = read_speech_units(version, "s")
+    np.testing.assert_array_equal(read["a"][0], units)
+    np.testing.assert_array_equal(read["b"][0], units[::-1])
+    frames, distinct, _ = utterance_stats(read["a"][1], read["a"][2])
+    assert frames == len(units) and distinct == len(dedup(units)[0])
+
+
+def test_speech_units_layout_1_is_still_read(store: Store) -> None:
+    """Shards written before layout 2 (full-rate units stored beside the runs) read the same."""
+    import zarr
+
+    from storage.zarr_arrays import write_whole_array
+
+    version = StoreVersion(store, "ds", "speech-units", "old")
+    version.ensure_created({})
+    units = np.array([5, 5, 7, 1, 1, 1], dtype=np.uint8)
+    values, runs = dedup(units)
+
+    class LayoutOne(SpeechUnitsWriter):
+        def _flush(self) -> dict[str, Any]:
+            group = zarr.open_group(self.version.store.zarr_store(self.shard_key), mode="w", zarr_format=3)
+            for name, data in {
+                "units": units,
+                "units_offsets": np.array([0, 6]),
+                "dedup": values,
+                "runs": runs.astype(np.uint32),
+                "dedup_offsets": np.array([0, 3]),
+            }.items():
+                write_whole_array(group, name, data, chunk_rows=8, codec="blosc-zstd-shuffle")
+            return {"codebook_size": 8, "stats": {"u": [6, 3, 1.459]}}
+
+    with LayoutOne(version, "s", input_fingerprint="f", codebook_size=8) as writer:
+        writer.write("u", {"units": units})
+    full, read_values, read_runs = read_speech_units(version, "s")["u"]
+    np.testing.assert_array_equal(full, units)
+    np.testing.assert_array_equal(read_values, values)
+    np.testing.assert_array_equal(read_runs, runs)
+    assert stored_frames(version.require_marker("s").extra) == 6
