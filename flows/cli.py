@@ -75,23 +75,36 @@ def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for sam
     try:
         if not config.exists():
             sample_data(workdir)
-        run_flow("im2sp-pipeline", config)
-        _print_storage(config, as_json=False)
+        run_flow("im2sp-pipeline", config)  # ends with storage-report, whose table it prints
     except Im2SpError as error:
         raise _fail(error) from None
 
 
 def _print_storage(config_path: Path, *, as_json: bool) -> None:
     from flows.config import load_config
-    from flows.console import storage_table
-    from flows.report import collect_storage_entries
+    from flows.console import stale_table, storage_table
+    from flows.report import collect_stale_versions, collect_storage_entries
     from storage.report import report_json
 
-    entries = collect_storage_entries(load_config(config_path))
+    config = load_config(config_path)
+    entries, stale = collect_storage_entries(config), collect_stale_versions(config)
     if as_json:
-        typer.echo(json.dumps(report_json(entries), indent=1))
+        typer.echo(json.dumps(report_json(entries, stale), indent=1))
     else:
         console.print(storage_table(entries))
+        if stale:
+            console.print(stale_table(stale))
+
+
+@app.command("serve")
+def serve_command(config: ConfigOption) -> None:
+    """Serve every flow as a Prefect deployment (named like the flow) with this config; Ctrl-C stops."""
+    from flows.serve import serve
+
+    try:
+        serve(config)
+    except Im2SpError as error:
+        raise _fail(error) from None
 
 
 @report_app.command("storage")

@@ -112,6 +112,27 @@ class RunnerConfig(_Section):
         return self
 
 
+class RetokenizeConfig(_Section):
+    """When retokenize-images runs besides the codebook event, and how many store versions stay on disk.
+
+    ``cron`` (UTC) is the safety net for a missed event; ``retention`` counts the versions kept per dataset
+    and store kind, the current one included (older ones are deleted after a new version is published).
+    """
+
+    cron: str = "0 3 * * *"
+    retention: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _cron_has_five_fields(self) -> RetokenizeConfig:
+        if len(self.cron.split()) != 5:
+            raise ValueError(f"retokenize.cron {self.cron!r} must have five fields (minute hour day month weekday)")
+        return self
+
+
+#: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
+RESERVED_NAMES = frozenset({"reports"})
+
+
 class PipelineConfig(_Section):
     """The whole pipeline configuration."""
 
@@ -122,6 +143,20 @@ class PipelineConfig(_Section):
     sharding: ShardingConfig = Field(default_factory=ShardingConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    retokenize: RetokenizeConfig = Field(default_factory=RetokenizeConfig)
+
+    def selected(self, datasets: list[str] | None) -> dict[str, DatasetSpec]:
+        """The configured datasets named in ``datasets`` (all when None), in config order.
+
+        Raises:
+            ConfigError: A name that is not configured.
+        """
+        if datasets is None:
+            return dict(self.datasets)
+        unknown = sorted(set(datasets) - set(self.datasets))
+        if unknown:
+            raise ConfigError(f"unknown dataset(s) {', '.join(unknown)}; configured: {', '.join(self.datasets)}")
+        return {name: spec for name, spec in self.datasets.items() if name in datasets}
 
     @model_validator(mode="after")
     def _dataset_names(self) -> PipelineConfig:
@@ -133,6 +168,8 @@ class PipelineConfig(_Section):
                 )
             if name != name.lower():
                 raise ValueError(f"dataset name {name!r} must be lowercase")
+            if name in RESERVED_NAMES:
+                raise ValueError(f"dataset name {name!r} is reserved: the store keeps its {name}/ folder there")
         return self
 
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from storage.manifests import ManifestResult
-from storage.report import StorageEntry
+from storage.report import StaleVersion, StorageEntry
 
 
 class RichProgressSink:
@@ -45,7 +45,8 @@ class RichProgressSink:
         self._progress.stop()
 
 
-def _human(size: float) -> str:
+def human_bytes(size: float) -> str:
+    """Bytes in binary units (``12.3 KiB``)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -86,10 +87,23 @@ def storage_table(entries: Iterable[StorageEntry]) -> Table:
             entry.modality,
             entry.representation,
             str(entry.items),
-            _human(entry.stored_bytes),
-            _human(entry.raw_bits / 8),
+            human_bytes(entry.stored_bytes),
+            human_bytes(entry.raw_bits / 8),
             f"{ratio:.2%}" if ratio is not None else "-",
             entry.path,
+        )
+    return table
+
+
+def stale_table(stale: Iterable[StaleVersion]) -> Table:
+    """Return the versions no pointer names, with the bytes deleting them would free."""
+    rows = list(stale)
+    table = Table(title=f"stale versions: {human_bytes(sum(v.stored_bytes for v in rows))} reclaimable")
+    for column in ("dataset", "kind", "version", "created", "stored"):
+        table.add_column(column, justify="right" if column == "stored" else "left")
+    for version in rows:
+        table.add_row(
+            version.dataset, version.kind, version.version, version.created_at, human_bytes(version.stored_bytes)
         )
     return table
 
@@ -108,7 +122,7 @@ def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Tab
             str(r.rejected),
             str(r.shards_built),
             str(r.shards_skipped),
-            _human(r.stored_bytes),
+            human_bytes(r.stored_bytes),
             psnr,
             r.url,
         )
@@ -117,7 +131,7 @@ def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Tab
 
 def render_results(console: Console, flow_name: str, results: Any) -> None:
     """Print what a flow returned: manifest summaries where it built manifests."""
-    stages = results if isinstance(results, dict) else {flow_name: results}
+    stages = results if isinstance(results, dict) and flow_name == "im2sp-pipeline" else {flow_name: results}
     for stage, value in stages.items():
         if stage == "build-manifests":
             console.print(manifest_summary(value))
@@ -132,3 +146,13 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")
         elif stage == "learn-image-codebook":
             console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")
+        elif stage == "storage-report":
+            console.print(storage_table(StorageEntry(**entry) for entry in value["entries"]))
+            if value["stale_versions"]:
+                console.print(stale_table(StaleVersion(**stale) for stale in value["stale_versions"]))
+        elif stage == "retokenize-images":
+            for outcome in value:
+                console.print(
+                    f"{outcome.kind} units: stale {', '.join(outcome.stale) or 'none'}, "
+                    f"rebuilt {', '.join(outcome.rebuilt) or 'none'}" + (f" ({outcome.note})" if outcome.note else "")
+                )

@@ -11,6 +11,7 @@ from flows.config import PipelineConfig
 from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
+from flows.report import storage_report_flow
 from flows.tokenize_images import tokenize_images_flow
 from flows.unitize_speech import unitize_speech_flow
 
@@ -25,4 +26,5 @@ def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     results["extract-speech-features"] = extract_speech_features_flow(config)
     results["learn-speech-codebook"] = learn_speech_codebook_flow(config)
     results["unitize-speech"] = unitize_speech_flow(config)
+    results["storage-report"] = storage_report_flow(config)
     return results

@@ -10,6 +10,8 @@ from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.pipeline import pipeline_flow
+from flows.report import storage_report_flow
+from flows.retokenize_images import retokenize_images_flow
 from flows.tokenize_images import tokenize_images_flow
 from flows.unitize_speech import unitize_speech_flow
 
@@ -20,6 +22,8 @@ FLOWS: dict[str, Any] = {
     "extract-speech-features": extract_speech_features_flow,
     "learn-speech-codebook": learn_speech_codebook_flow,
     "unitize-speech": unitize_speech_flow,
+    "retokenize-images": retokenize_images_flow,
+    "storage-report": storage_report_flow,
     "im2sp-pipeline": pipeline_flow,
 }
 

@@ -1,10 +1,38 @@
-"""Assembling the storage report from a config: which stores exist for each configured dataset."""
+"""The storage report: entries per dataset and representation, stale versions, and the storage-report flow.
+
+Every run of the flow keeps its JSON document (and chart) under ``reports/storage/`` in the store, so size
+over time can be read back; the markdown artifact shows the trend of the last reports.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
 from flows.config import PipelineConfig
-from storage.report import StorageEntry, image_unit_entries, source_entries, speech_unit_entries
+from flows.console import human_bytes
+from storage.report import (
+    StaleVersion,
+    StorageEntry,
+    image_unit_entries,
+    report_json,
+    source_entries,
+    speech_unit_entries,
+    stale_entries,
+)
 from storage.sources.spec import CocoSpec
+from storage.store import Store
+
+#: Where each report is kept in the store (``<UTC time>.json`` and ``.png``).
+REPORTS = "reports/storage"
+TREND_ROWS = 10
 
 
 def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
@@ -18,3 +46,129 @@ def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
         entries.extend(image_unit_entries(store, name))
         entries.extend(speech_unit_entries(store, name))
     return entries
+
+
+def collect_stale_versions(config: PipelineConfig) -> list[StaleVersion]:
+    """Return every version of the configured datasets' stores (and shared codebooks) that is not current."""
+    return stale_entries(config.store.open(), list(config.datasets))
+
+
+def storage_report(config: PipelineConfig) -> dict[str, Any]:
+    """The report document (JSON contract) of the stores as they are now."""
+    document = report_json(collect_storage_entries(config), collect_stale_versions(config))
+    document["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return document
+
+
+def chart_png(document: dict[str, Any]) -> bytes:
+    """A horizontal bar chart (log scale) of bytes per dataset and representation, plus reclaimable bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [], []
+    for entry in document["entries"]:
+        labels.append(f"{entry['dataset']} {entry['modality']} {entry['representation']}")
+        values.append(max(1, entry["stored_bytes"]))
+    if document["reclaimable_bytes"]:
+        labels.append("stale versions (reclaimable)")
+        values.append(document["reclaimable_bytes"])
+    figure, axes = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2), dpi=100)
+    bars = axes.barh(labels[::-1], values[::-1], color="#3b82f6")
+    axes.set_xscale("log")
+    axes.set_xlabel("bytes on disk (log scale)")
+    axes.set_title(f"im2sp storage, {document['created_at']}")
+    axes.bar_label(bars, labels=[human_bytes(v) for v in values[::-1]], padding=3, fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _totals(document: dict[str, Any]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for entry in document.get("entries", []):
+        totals[f"{entry['modality']} {entry['representation']}"] += int(entry["stored_bytes"])
+    totals["reclaimable"] = int(document.get("reclaimable_bytes", 0))
+    return dict(totals)
+
+
+def history(store: Store, limit: int = TREND_ROWS) -> list[dict[str, Any]]:
+    """The last ``limit`` kept reports, oldest first."""
+    names = [f.relpath for f in store.walk_files(REPORTS) if f.relpath.endswith(".json")]
+    return [json.loads(store.read_bytes(f"{REPORTS}/{name}")) for name in sorted(names)[-limit:]]
+
+
+def trend_markdown(reports: list[dict[str, Any]]) -> str:
+    """A markdown table of the totals per representation over the given reports."""
+    columns = sorted({column for report in reports for column in _totals(report)} - {"reclaimable"})
+    lines = [
+        "| report | " + " | ".join(columns) + " | reclaimable |",
+        "|---|" + "---|" * (len(columns) + 1),
+    ]
+    for report in reports:
+        totals = _totals(report)
+        cells = [human_bytes(totals.get(column, 0)) for column in [*columns, "reclaimable"]]
+        lines.append(f"| {report.get('created_at', '?')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@flow(name="storage-report")
+def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
+    """Measure every store, keep the report in the store, publish table + markdown (chart, trend) artifacts."""
+    store = config.store.open()
+    document = storage_report(config)
+    stamp = document["created_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    png = chart_png(document)
+    store.write_bytes(f"{REPORTS}/{stamp}.json", json.dumps(document, indent=1).encode())
+    store.write_bytes(f"{REPORTS}/{stamp}.png", png)
+    rows = [
+        {
+            "dataset": e["dataset"],
+            "modality": e["modality"],
+            "representation": e["representation"],
+            "items": e["items"],
+            "source_bytes": e["source_bytes"],
+            "raw_bits": e["raw_bits"],
+            "unit_bits": e["unit_bits"],
+            "stored_bytes": e["stored_bytes"],
+            "stored_vs_raw": f"{e['stored_bytes'] * 8 / e['raw_bits']:.4%}" if e["raw_bits"] else "-",
+            "stored_vs_source": f"{e['stored_bytes'] / e['source_bytes']:.4%}" if e["source_bytes"] else "-",
+            "version": e["version"],
+            "codebook": e["codebook"] or "-",
+        }
+        for e in document["entries"]
+    ]
+    create_table_artifact(key="storage-report", table=rows, description="Bytes per dataset and representation")
+    stale = document["stale_versions"]
+    stale_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {human_bytes(v['stored_bytes'])}" for v in stale]
+    markdown = "\n".join(
+        [
+            f"# Storage report, {document['created_at']}",
+            "",
+            f"![bytes per representation](data:image/png;base64,{base64.b64encode(png).decode()})",
+            "",
+            f"## Stale versions: {len(stale)}, {human_bytes(document['reclaimable_bytes'])} reclaimable",
+            "",
+            *(stale_lines or ["none"]),
+            "",
+            "## Trend (last reports kept in the store)",
+            "",
+            trend_markdown(history(store)),
+            "",
+        ]
+    )
+    create_markdown_artifact(
+        key="storage-report-summary", markdown=markdown, description="Chart, stale versions and trend"
+    )
+    get_run_logger().info(
+        "storage report: %d entries, %d stale versions (%s reclaimable), kept at %s/%s.json",
+        len(rows),
+        len(stale),
+        human_bytes(document["reclaimable_bytes"]),
+        store.url_of(REPORTS),
+        stamp,
+    )
+    return document

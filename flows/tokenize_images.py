@@ -54,8 +54,8 @@ def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
 
 
 @flow(name="tokenize-images")
-def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
-    """Tokenize every configured dataset's images with the configured tokenizer."""
+def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = None) -> list[DatasetUnits]:
+    """Tokenize the images of every configured dataset (or of those named in ``datasets``)."""
     logger = get_run_logger()
     store = config.store.open()
     options = config.store.options
@@ -63,7 +63,7 @@ def tokenize_images_flow(config: PipelineConfig) -> list[DatasetUnits]:
     ref = tokenizer_ref(config, store)
     tokenizer = tokenizer_for(ref)
     results = []
-    for dataset, spec in config.datasets.items():
+    for dataset, spec in config.selected(datasets).items():
         manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
         version = StoreVersion(store, dataset, IMAGE_UNITS, tokenizer.fingerprint)
         version.ensure_created(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from prefect import flow, get_run_logger
@@ -14,6 +15,7 @@ from storage.errors import Im2SpError
 from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
+from storage.store import Store
 from storage.versions import StoreVersion, current_version
 from tasks.models import extractor_for
 from tasks.speech_codebook import current_speech_codebook
@@ -23,13 +25,23 @@ from tasks.speech_units import UnitSource, unitize_shard_task
 DatasetSpeechUnits = ShardedResult
 
 
-@flow(name="unitize-speech")
-def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
-    """Assign every utterance's frames to the current speech codebook."""
-    logger = get_run_logger()
-    store = config.store.open()
-    options = config.store.options
-    speech = config.speech
+@dataclass(frozen=True)
+class SpeechUnitsPlan:
+    """What unitize-speech would write now: the current codebook, where frames come from, the version id."""
+
+    codebook_id: str
+    clusters: int
+    features_id: str
+    source: UnitSource
+    version_id: str
+
+
+def speech_units_plan(config: PipelineConfig, store: Store) -> SpeechUnitsPlan:
+    """Resolve the current speech codebook and the configured extractor to the speech-units version id.
+
+    Raises:
+        Im2SpError: No speech codebook yet, or one learned on another extractor's features.
+    """
     found = current_speech_codebook(store)
     if found is None:
         raise Im2SpError("no speech codebook yet: run learn-speech-codebook first")
@@ -42,10 +54,22 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
             f"the config's extractor is {extractor.fingerprint}: run learn-speech-codebook, or import a matching one"
         )
     features_id = features_version_id(config, extractor.fingerprint)
-    source = UnitSource(features_id, speech.keep, ref, speech.chunk_seconds)
+    source = UnitSource(features_id, config.speech.keep, ref, config.speech.chunk_seconds)
     version_id = fingerprint({"features": features_id, "codebook": codebook_id})
+    return SpeechUnitsPlan(codebook_id, len(centroids), features_id, source, version_id)
+
+
+@flow(name="unitize-speech")
+def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = None) -> list[DatasetSpeechUnits]:
+    """Assign every utterance's frames to the current speech codebook (all datasets, or those named)."""
+    logger = get_run_logger()
+    store = config.store.open()
+    options = config.store.options
+    speech = config.speech
+    plan = speech_units_plan(config, store)
+    codebook_id, source, version_id, features_id = plan.codebook_id, plan.source, plan.version_id, plan.features_id
     results = []
-    for dataset, spec in config.datasets.items():
+    for dataset, spec in config.selected(datasets).items():
         features = current_version(store, dataset, SPEECH_FEATURES)
         if speech.keep == "all" and (features is None or features.version != features_id):
             raise Im2SpError(f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features")
@@ -55,7 +79,7 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
             {
                 "features": features_id,
                 "codebook": codebook_id,
-                "codebook_size": len(centroids),
+                "codebook_size": plan.clusters,
                 "keep": speech.keep,
                 "manifests": manifest_version,
             }
@@ -71,7 +95,7 @@ def unitize_speech_flow(config: PipelineConfig) -> list[DatasetSpeechUnits]:
                 version_id=version_id,
                 source=source,
                 codebook_id=codebook_id,
-                clusters=len(centroids),
+                clusters=plan.clusters,
                 batch_size=speech.batch_size,
                 io_workers=config.sharding.io_workers,
             ),

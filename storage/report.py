@@ -1,6 +1,7 @@
 """The storage report contract: one entry per (dataset, modality, representation), sizes measured on disk.
 
-``im2sp report storage --json`` prints ``{"format_version": 1, "entries": [...]}``. Raw bits are counted at
+``im2sp report storage --json`` prints ``{"format_version": 1, "entries": [...], "stale_versions": [...],
+"reclaimable_bytes": N}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
 files (from the current manifests), the image units and the speech units; later stores add theirs.
 """
@@ -13,12 +14,21 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from storage.errors import Im2SpError
 from storage.format import FORMAT_VERSION
-from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS
+from storage.kinds import (
+    IMAGE_CODEBOOK,
+    IMAGE_UNITS,
+    MANIFESTS,
+    SHARED,
+    SPEECH_CODEBOOK,
+    SPEECH_FEATURES,
+    SPEECH_UNITS,
+)
 from storage.manifests import read_table
 from storage.speech_units_writer import stored_frames
 from storage.store import Store
-from storage.versions import current_version
+from storage.versions import current_version, stale_versions
 
 IMAGE_RAW_BITS = 256 * 256 * 3 * 8
 SPEECH_RAW_BITS_PER_SECOND = 16_000 * 16
@@ -39,6 +49,7 @@ class StorageEntry:
     stored_bytes: int
     path: str
     version: str | None = None
+    codebook: str | None = None
 
     @property
     def ratio_to_raw(self) -> float | None:
@@ -99,7 +110,8 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     version = current_version(store, dataset, IMAGE_UNITS)
     if version is None:
         return []
-    codebook_size = int(version.info()["produced_by"]["codebook_size"])
+    produced_by = version.info()["produced_by"]
+    codebook_size = int(produced_by["codebook_size"])
     keys = [key for marker in version.committed().values() for key in marker.keys]
     sources = current_version(store, dataset, MANIFESTS)
     sizes = read_table(sources, "images").select(["id", "bytes"]).to_pylist() if sources is not None else []
@@ -116,6 +128,7 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
             store.disk_usage(version.prefix),
             version.url,
             version.version,
+            str(produced_by.get("fingerprint") or version.version),
         )
     ]
 
@@ -129,7 +142,8 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     version = current_version(store, dataset, SPEECH_UNITS)
     if version is None:
         return []
-    codebook_size = int(version.info()["produced_by"]["codebook_size"])
+    produced_by = version.info()["produced_by"]
+    codebook_size = int(produced_by["codebook_size"])
     markers = version.committed().values()
     keys = [key for marker in markers for key in marker.keys]
     frames = sum(stored_frames(marker.extra) for marker in markers)
@@ -149,10 +163,47 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
             store.disk_usage(version.prefix),
             version.url,
             version.version,
+            str(produced_by["codebook"]),
         )
     ]
 
 
-def report_json(entries: list[StorageEntry]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StaleVersion:
+    """A store version that no ``current`` pointer names: an earlier build, or one not finished yet."""
+
+    dataset: str
+    kind: str
+    version: str
+    created_at: str
+    stored_bytes: int
+
+
+#: Store kinds checked for stale versions: per dataset, and in ``_shared``.
+DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS)
+SHARED_KINDS = (IMAGE_CODEBOOK, SPEECH_CODEBOOK)
+
+
+def stale_entries(store: Store, datasets: list[str]) -> list[StaleVersion]:
+    """Every version of the datasets' stores (and of the shared codebooks) that is not current, newest first."""
+    out = []
+    for dataset, kinds in [*((d, DATASET_KINDS) for d in datasets), (SHARED, SHARED_KINDS)]:
+        for kind in kinds:
+            for version in stale_versions(store, dataset, kind):
+                try:
+                    created = str(version.info().get("created_at", ""))
+                except (Im2SpError, OSError, ValueError):
+                    created = ""
+                out.append(StaleVersion(dataset, kind, version.version, created, store.disk_usage(version.prefix)))
+    return out
+
+
+def report_json(entries: list[StorageEntry], stale: list[StaleVersion] | None = None) -> dict[str, Any]:
     """Return the report document of the storage report contract."""
-    return {"format_version": FORMAT_VERSION, "entries": [asdict(e) for e in entries]}
+    stale = stale or []
+    return {
+        "format_version": FORMAT_VERSION,
+        "entries": [asdict(e) for e in entries],
+        "stale_versions": [asdict(v) for v in stale],
+        "reclaimable_bytes": sum(v.stored_bytes for v in stale),
+    }

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.errors import NotCommittedError
+from storage.errors import Im2SpError, NotCommittedError
 from storage.format import FORMAT_VERSION, check_format_version
 from storage.marker import CommitMarker
 from storage.store import Store
@@ -162,3 +162,38 @@ def current_version(store: Store, dataset: str, kind: str) -> StoreVersion | Non
 def list_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
     """Return every version folder of a dataset's store kind, published or not."""
     return [StoreVersion(store, dataset, kind, name) for name in store.list_dirs(f"{dataset}/{kind}")]
+
+
+def _created_at(version: StoreVersion) -> str:
+    try:
+        return str(version.info().get("created_at", ""))
+    except (Im2SpError, OSError, ValueError):  # no or unreadable version.json: an abandoned folder, oldest of all
+        return ""
+
+
+def stale_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
+    """Every version of a dataset's store kind except the current one, newest first."""
+    current = current_version(store, dataset, kind)
+    others = [v for v in list_versions(store, dataset, kind) if current is None or v.version != current.version]
+    return sorted(others, key=_created_at, reverse=True)
+
+
+def apply_retention(store: Store, dataset: str, kind: str, keep: int) -> list[str]:
+    """Delete old versions so that at most ``keep`` remain (the current one included); return the deleted ids.
+
+    Only versions created before the current one are candidates: a newer, unpublished version may be a build
+    in progress (or one to resume), so it stays. Nothing is deleted while no version is published. Readers
+    only follow the ``current`` pointer, which never names a deleted version.
+    """
+    if keep < 1:
+        raise ValueError("keep must be at least 1 (the current version)")
+    current = current_version(store, dataset, kind)
+    if current is None:
+        return []
+    published_at = _created_at(current)
+    older = [v for v in stale_versions(store, dataset, kind) if _created_at(v) < published_at]
+    deleted = []
+    for version in older[keep - 1 :]:
+        store.remove(version.prefix)
+        deleted.append(version.version)
+    return deleted

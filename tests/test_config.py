@@ -48,6 +48,7 @@ runner: {kind: dask, address: "tcp://127.0.0.1:8786"}
         ("datasets: {c: {kind: coco, root: x}}\nrunner: {address: a}", "only used with runner.kind: dask"),
         ("datasets: {c: {kind: coco, root: x}}\nstorre: {}", "storre: Extra inputs are not permitted"),
         ("datasets: {_shared: {kind: coco, root: x}}", "must start with a letter or digit"),
+        ("datasets: {reports: {kind: coco, root: x}}", "is reserved"),
         ("datasets: {c: {kind: coco, root: x}}\nimage_tokenizer: {name: vit-vqgan}", "checkpoint is required"),
     ],
 )
