@@ -77,6 +77,7 @@ def chart_png(document: dict[str, Any]) -> bytes:
     figure, axes = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2), dpi=100)
     bars = axes.barh(labels[::-1], values[::-1], color="#3b82f6")
     axes.set_xscale("log")
+    axes.set_xlim(right=max(values) * 6)  # room for the labels
     axes.set_xlabel("bytes on disk (log scale)")
     axes.set_title(f"im2sp storage, {document['created_at']}")
     axes.bar_label(bars, labels=[human_bytes(v) for v in values[::-1]], padding=3, fontsize=8)
