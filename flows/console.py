@@ -140,7 +140,7 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             for result in value:
                 if result.reconstruction is not None:
                     console.print(f"reconstruction preview ({result.dataset}): {result.reconstruction.preview_key}")
-        elif stage in ("extract-speech-features", "unitize-speech"):
+        elif stage in ("extract-speech-features", "unitize-speech", "build-training-shards"):
             console.print(units_summary(value, title=stage))
         elif stage == "learn-speech-codebook":
             console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")

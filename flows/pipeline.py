@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from flows.build_manifests import build_manifests_flow
+from flows.build_training_shards import build_training_shards_flow
 from flows.config import PipelineConfig
 from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
@@ -26,5 +27,6 @@ def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     results["extract-speech-features"] = extract_speech_features_flow(config)
     results["learn-speech-codebook"] = learn_speech_codebook_flow(config)
     results["unitize-speech"] = unitize_speech_flow(config)
+    results["build-training-shards"] = build_training_shards_flow(config)
     results["storage-report"] = storage_report_flow(config)
     return results

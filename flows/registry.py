@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.build_manifests import build_manifests_flow
+from flows.build_training_shards import build_training_shards_flow
 from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
@@ -23,6 +24,7 @@ FLOWS: dict[str, Any] = {
     "learn-speech-codebook": learn_speech_codebook_flow,
     "unitize-speech": unitize_speech_flow,
     "retokenize-images": retokenize_images_flow,
+    "build-training-shards": build_training_shards_flow,
     "storage-report": storage_report_flow,
     "im2sp-pipeline": pipeline_flow,
 }

@@ -92,10 +92,21 @@ class TestWebDataset(WriterContract):
         with self.make_writer(version, "s") as writer:
             for i in range(3):
                 writer.write(f"utt-{i}", self.sample(i))
-        url = version.store.path(f"{version.shard_key('s')}/data.tar")
+        url = version.store.path(f"{version.shard_key('s')}/{version.require_marker('s').extra['tar']}")
         samples = list(webdataset.WebDataset(url, shardshuffle=False).decode())
         assert [s["__key__"] for s in samples] == ["utt-0", "utt-1", "utt-2"]
         np.testing.assert_array_equal(samples[2]["units.npy"], np.arange(5))
+
+    def test_readable_by_hugging_face_datasets(self, version: StoreVersion) -> None:
+        from datasets import load_dataset
+
+        with self.make_writer(version, "s") as writer:
+            for i in range(3):
+                writer.write(f"utt-{i}", self.sample(i))
+        url = version.store.path(f"{version.shard_key('s')}/{version.require_marker('s').extra['tar']}")
+        rows = load_dataset("webdataset", data_files={"train": [url]}, split="train")
+        assert rows["__key__"] == ["utt-0", "utt-1", "utt-2"] and rows[1]["txt"] == "caption 1"
+        np.testing.assert_array_equal(np.asarray(rows[2]["units.npy"]), np.arange(5))
 
     def test_keys_with_dots_are_rejected(self, version: StoreVersion) -> None:
         with self.make_writer(version, "s") as writer:
@@ -187,6 +198,27 @@ def test_ans_arrays_open_with_plain_zarr(tmp_path: Any) -> None:
     script = f"import zarr; print(int(zarr.open_array({path!r}, mode='r')[0].sum()))"
     output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert int(output) == int(grid.sum())
+
+
+class TestWebDatasetGzip(TestWebDataset):
+    compression = "gz"
+
+    def make_writer(self, version: StoreVersion, shard_id: str, fingerprint: str = "in-1") -> ShardWriter:
+        return WebDatasetWriter(
+            version, shard_id, input_fingerprint=fingerprint, compression=self.compression, sidecar={"a": 1}
+        )
+
+    def test_compressed_and_sidecar(self, version: StoreVersion) -> None:
+        with self.make_writer(version, "s") as writer:
+            writer.write("k", self.sample(0))
+        marker = version.require_marker("s")
+        name = f"data.tar.{self.compression}"
+        assert marker.extra["tar"] == name and set(marker.files) == {name, "meta.json"}
+        assert version.store.read_json(f"{version.shard_key('s')}/meta.json") == {"a": 1}
+
+
+class TestWebDatasetXz(TestWebDatasetGzip):
+    compression = "xz"
 
 
 class TestSpeechUnits(WriterContract):
