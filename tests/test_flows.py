@@ -5,7 +5,7 @@ from pathlib import Path
 from flows.config import parse_config
 from flows.pipeline import pipeline_flow
 from flows.registry import FLOWS
-from tests.tiny_datasets import coco_entry, write_coco
+from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
 
 def test_flow_names_are_deployment_names() -> None:
@@ -15,16 +15,7 @@ def test_flow_names_are_deployment_names() -> None:
 
 def test_pipeline_flow_runs_on_prefect(tmp_path: Path, prefect_harness: None) -> None:
     write_coco(tmp_path / "coco", [coco_entry(1, "train", ["A dog."]), coco_entry(2, "test", ["A cat."])])
-    config = parse_config(
-        {
-            "store": {"url": "store"},
-            "datasets": {"coco": {"kind": "coco", "root": "coco"}},
-            "sharding": {"shard_size": 1},
-            "image_tokenizer": {"codebook_size": 16, "niter": 3},
-            "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
-        },
-        base=tmp_path,
-    )
+    config = tiny_config(tmp_path)
     results = pipeline_flow(config)["build-manifests"]
     assert [(r.dataset, r.skipped, r.counts["images"]["ok"]) for r in results] == [("coco", False, 2)]
     assert (tmp_path / "store/coco/manifests/current.json").exists()

@@ -5,26 +5,16 @@ from typing import Any
 
 import pytest
 
-from flows.config import PipelineConfig, parse_config
+from flows.config import PipelineConfig
 from storage.errors import ConfigError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS
 from storage.store import Store
 from storage.versions import StoreVersion, apply_retention, current_version, list_versions, stale_versions
-from tests.tiny_datasets import coco_entry, write_coco
+from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
 
-def _config(root: Path, **overrides: Any) -> PipelineConfig:
-    document: dict[str, Any] = {
-        "store": {"url": "store"},
-        "datasets": {"coco": {"kind": "coco", "root": "coco"}},
-        "sharding": {"shard_size": 1},
-        "image_tokenizer": {"codebook_size": 16, "niter": 3},
-        "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
-        "retokenize": {"retention": 2},
-    }
-    for section, values in overrides.items():
-        document[section] = {**document.get(section, {}), **values}
-    return parse_config(document, base=root)
+def _config(root: Path, **overrides: dict[str, Any]) -> PipelineConfig:
+    return tiny_config(root, {"retokenize": {"retention": 2}, **overrides})
 
 
 def _version(store: Store, name: str, created_at: str) -> StoreVersion:

@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from flows.config import parse_config
 from storage.kinds import IMAGE_UNITS, TRAINING_SHARDS
 from storage.reader import iter_webdataset, read_units
 from storage.speech_units_writer import read_speech_units
 from storage.versions import current_version
-from tests.tiny_datasets import coco_entry, write_coco
+from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
 
 def test_training_shards_join_units_and_text_and_read_with_webdataset_and_datasets(
@@ -30,16 +29,7 @@ def test_training_shards_join_units_and_text_and_read_with_webdataset_and_datase
     ]
     write_coco(tmp_path / "coco", entries)
     (tmp_path / "coco" / "COCO_2014" / "train2014" / entries[1]["filename"]).write_bytes(b"not a jpeg")
-    config = parse_config(
-        {
-            "store": {"url": "store"},
-            "datasets": {"coco": {"kind": "coco", "root": "coco"}},
-            "sharding": {"shard_size": 8},
-            "image_tokenizer": {"codebook_size": 16, "niter": 3},
-            "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
-        },
-        base=tmp_path,
-    )
+    config = tiny_config(tmp_path, shard_size=8)
     (result,) = pipeline_flow(config)["build-training-shards"]
     assert (result.stored, result.rejected) == (4, 1)  # 5 utterances: the cat's image is not a JPEG
     store = config.store.open()

@@ -10,6 +10,8 @@ import numpy as np
 import soundfile
 from PIL import Image
 
+from flows.config import PipelineConfig, parse_config
+
 
 def write_image(path: Path, seed: int, mode: str = "RGB") -> None:
     """Write an 8×8 JPEG."""
@@ -79,3 +81,19 @@ def write_flickr(root: Path, images: dict[str, str], tokens: list[str], wav2capt
         write_tone(audio / "wavs" / line.split()[0])
     (audio / "wav2capt.txt").write_text("\n".join(wav2capt) + "\n")
     (audio / "wav2spk.txt").write_text("".join(f"{line.split()[0]} 3\n" for line in wav2capt))
+
+
+def tiny_config(
+    root: Path, sections: dict[str, dict[str, Any]] | None = None, *, shard_size: int = 1
+) -> PipelineConfig:
+    """A pipeline config for ``write_coco(root / "coco", ...)`` with tiny models; ``sections`` update it."""
+    document: dict[str, Any] = {
+        "store": {"url": "store"},
+        "datasets": {"coco": {"kind": "coco", "root": "coco"}},
+        "sharding": {"shard_size": shard_size},
+        "image_tokenizer": {"codebook_size": 16, "niter": 3},
+        "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
+    }
+    for section, values in (sections or {}).items():
+        document[section] = {**document.get(section, {}), **values}
+    return parse_config(document, base=root)
