@@ -129,6 +129,49 @@ class RetokenizeConfig(_Section):
         return self
 
 
+#: Model sizes used when no GiT checkpoint initialises training (``base``: GiT-base's shapes).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 1024,
+        "vision_config": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+    },
+    "base": {"max_position_embeddings": 1024},
+}
+
+
+class TrainingConfig(_Section):
+    """train-im2sp: the paper's optimiser settings by default; a GiT checkpoint folder, or a preset size.
+
+    ``datasets`` (default: all) and ``splits`` choose the training shards; ``steps`` optimiser steps of
+    ``batch_size`` × ``grad_accum`` utterances; a checkpoint every ``checkpoint_every`` steps (and at the end).
+    """
+
+    datasets: list[str] | None = None
+    splits: list[str] = Field(default_factory=lambda: ["train", "restval"])
+    checkpoint: Path | None = None
+    preset: Literal["tiny", "base"] = "base"
+    steps: int = Field(10_000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    warmup_steps: int = Field(500, ge=0)
+    checkpoint_every: int = Field(500, ge=1)
+    log_every: int = Field(10, ge=1)
+    freeze_image_encoder: bool = False
+    max_units: int = Field(512, ge=1)
+    seed: int = 0
+
+
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
 RESERVED_NAMES = frozenset({"reports"})
 
@@ -144,6 +187,7 @@ class PipelineConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     retokenize: RetokenizeConfig = Field(default_factory=RetokenizeConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     def selected(self, datasets: list[str] | None) -> dict[str, DatasetSpec]:
         """The configured datasets named in ``datasets`` (all when None), in config order.
@@ -185,7 +229,7 @@ def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
         for spec in datasets.values():
             if isinstance(spec, dict) and isinstance(spec.get("root"), str):
                 spec["root"] = str((base / Path(spec["root"]).expanduser()).resolve())
-    for section in ("image_tokenizer", "speech"):
+    for section in ("image_tokenizer", "speech", "training"):
         part = document.get(section)
         if isinstance(part, dict) and isinstance(part.get("checkpoint"), str):
             part["checkpoint"] = str((base / Path(part["checkpoint"]).expanduser()).resolve())

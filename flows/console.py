@@ -108,6 +108,22 @@ def stale_table(stale: Iterable[StaleVersion]) -> Table:
     return table
 
 
+def training_table(result: Any) -> Table:
+    """The metrics a train-im2sp call logged: the loss falling is the point."""
+    table = Table(title=f"train-im2sp run {result.run_id}: step {result.step} (resumed from {result.resumed_from})")
+    for column in ("step", "loss", "unit accuracy", "samples/s", "lr"):
+        table.add_column(column, justify="right")
+    for row in result.history:
+        table.add_row(
+            str(row["step"]),
+            f"{row['loss']:.3f}",
+            f"{row['unit_accuracy']:.3f}",
+            f"{row['samples_per_s']:.1f}",
+            f"{row['lr']:.2e}",
+        )
+    return table
+
+
 def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Table:
     """Return the one-screen summary of a per-shard flow (tokenize-images, speech features, speech units)."""
     table = Table(title=title)
@@ -146,6 +162,8 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")
         elif stage == "learn-image-codebook":
             console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")
+        elif stage == "train-im2sp":
+            console.print(training_table(value))
         elif stage == "storage-report":
             console.print(storage_table(StorageEntry(**entry) for entry in value["entries"]))
             if value["stale_versions"]:

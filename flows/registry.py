@@ -14,6 +14,7 @@ from flows.pipeline import pipeline_flow
 from flows.report import storage_report_flow
 from flows.retokenize_images import retokenize_images_flow
 from flows.tokenize_images import tokenize_images_flow
+from flows.train_im2sp import train_im2sp_flow
 from flows.unitize_speech import unitize_speech_flow
 
 FLOWS: dict[str, Any] = {
@@ -25,6 +26,7 @@ FLOWS: dict[str, Any] = {
     "unitize-speech": unitize_speech_flow,
     "retokenize-images": retokenize_images_flow,
     "build-training-shards": build_training_shards_flow,
+    "train-im2sp": train_im2sp_flow,
     "storage-report": storage_report_flow,
     "im2sp-pipeline": pipeline_flow,
 }

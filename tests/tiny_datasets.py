@@ -93,6 +93,7 @@ def tiny_config(
         "sharding": {"shard_size": shard_size},
         "image_tokenizer": {"codebook_size": 16, "niter": 3},
         "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
+        "training": {"preset": "tiny", "steps": 2, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1},
     }
     for section, values in (sections or {}).items():
         document[section] = {**document.get(section, {}), **values}
