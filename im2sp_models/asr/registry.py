@@ -1,0 +1,74 @@
+"""The ASR registry: kebab-case names, one class per entry, each loading a local folder."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from im2sp_models.errors import UnknownModelError
+
+_ENTRY_MODULES = {
+    "wav2vec2-ctc": "im2sp_models.asr.wav2vec2_ctc",
+    "faster-whisper": "im2sp_models.asr.whisper",
+}
+
+
+class SpeechRecognizer(Protocol):
+    """16 kHz mono float32 waveforms → transcripts."""
+
+    name: ClassVar[str]
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of name + weights."""
+
+    def transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+        """One transcript per waveform."""
+
+
+_REGISTRY: dict[str, Callable[..., SpeechRecognizer]] = {}
+T = TypeVar("T")
+
+
+def register_asr(name: str) -> Callable[[T], T]:
+    """Class decorator: register a recognizer's ``load`` classmethod under a kebab-case name."""
+
+    def decorate(cls: T) -> T:
+        _REGISTRY[name] = cls.load  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def asr_names() -> list[str]:
+    """Every registered ASR name."""
+    return sorted(_ENTRY_MODULES)
+
+
+def folder_checksum(folder: Path) -> str:
+    """sha256 over the names and bytes of a folder's files (sorted), the weights' identity."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode())
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_asr(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> SpeechRecognizer:
+    """Load a recognizer by registry name from a local folder.
+
+    Raises:
+        UnknownModelError: If no recognizer has that name.
+        CheckpointError: If the folder cannot be loaded.
+    """
+    if name not in _ENTRY_MODULES:
+        raise UnknownModelError(f"unknown ASR {name!r}; choose one of {asr_names()}")
+    importlib.import_module(_ENTRY_MODULES[name])
+    return _REGISTRY[name](checkpoint, device=device, **options)
