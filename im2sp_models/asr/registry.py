@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from im2sp_models.errors import UnknownModelError
+from im2sp_models.registry import Registry
 
 _ENTRY_MODULES = {
     "wav2vec2-ctc": "im2sp_models.asr.wav2vec2_ctc",
@@ -31,23 +29,14 @@ class SpeechRecognizer(Protocol):
         """One transcript per waveform."""
 
 
-_REGISTRY: dict[str, Callable[..., SpeechRecognizer]] = {}
-T = TypeVar("T")
-
-
-def register_asr(name: str) -> Callable[[T], T]:
-    """Class decorator: register a recognizer's ``load`` classmethod under a kebab-case name."""
-
-    def decorate(cls: T) -> T:
-        _REGISTRY[name] = cls.load  # type: ignore[attr-defined]
-        return cls
-
-    return decorate
+_REGISTRY = Registry("ASR", _ENTRY_MODULES)
+#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
+register_asr = _REGISTRY.register
 
 
 def asr_names() -> list[str]:
-    """Every registered ASR name."""
-    return sorted(_ENTRY_MODULES)
+    """Every registered name."""
+    return _REGISTRY.names()
 
 
 def folder_checksum(folder: Path) -> str:
@@ -68,7 +57,5 @@ def load_asr(name: str, checkpoint: Path, *, device: str = "auto", **options: An
         UnknownModelError: If no recognizer has that name.
         CheckpointError: If the folder cannot be loaded.
     """
-    if name not in _ENTRY_MODULES:
-        raise UnknownModelError(f"unknown ASR {name!r}; choose one of {asr_names()}")
-    importlib.import_module(_ENTRY_MODULES[name])
-    return _REGISTRY[name](checkpoint, device=device, **options)
+    loaded: SpeechRecognizer = _REGISTRY.load(name, checkpoint, device=device, **options)
+    return loaded

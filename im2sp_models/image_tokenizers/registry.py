@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from im2sp_models.errors import UnknownModelError
+from im2sp_models.registry import Registry
 
 #: Modules that register entries when imported (imported lazily: torch is heavy).
 _ENTRY_MODULES = {
@@ -45,23 +43,14 @@ class ImageTokenizer(Protocol):
         """Return the ``(K, D)`` code vectors (used to initialise unit embeddings downstream)."""
 
 
-_REGISTRY: dict[str, Callable[..., ImageTokenizer]] = {}
-T = TypeVar("T")
-
-
-def register_tokenizer(name: str) -> Callable[[T], T]:
-    """Class decorator: register a tokenizer's ``load`` classmethod under a kebab-case name."""
-
-    def decorate(cls: T) -> T:
-        _REGISTRY[name] = cls.load  # type: ignore[attr-defined]
-        return cls
-
-    return decorate
+_REGISTRY = Registry("image tokenizer", _ENTRY_MODULES)
+#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
+register_tokenizer = _REGISTRY.register
 
 
 def tokenizer_names() -> list[str]:
-    """Return every registered tokenizer name."""
-    return sorted(_ENTRY_MODULES)
+    """Every registered name."""
+    return _REGISTRY.names()
 
 
 def load_tokenizer(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> ImageTokenizer:
@@ -71,7 +60,5 @@ def load_tokenizer(name: str, checkpoint: Path, *, device: str = "auto", **optio
         UnknownModelError: If no tokenizer has that name.
         CheckpointError: If the checkpoint cannot be loaded.
     """
-    if name not in _ENTRY_MODULES:
-        raise UnknownModelError(f"unknown image tokenizer {name!r}; choose one of {tokenizer_names()}")
-    importlib.import_module(_ENTRY_MODULES[name])
-    return _REGISTRY[name](checkpoint, device=device, **options)
+    loaded: ImageTokenizer = _REGISTRY.load(name, checkpoint, device=device, **options)
+    return loaded

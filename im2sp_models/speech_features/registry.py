@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from im2sp_models.errors import UnknownModelError
+from im2sp_models.registry import Registry
 
 _ENTRY_MODULES = {
     "mfcc": "im2sp_models.speech_features.mfcc",
@@ -38,23 +36,14 @@ class FeatureExtractor(Protocol):
         """Features of each waveform; batching never changes a result."""
 
 
-_REGISTRY: dict[str, Callable[..., FeatureExtractor]] = {}
-T = TypeVar("T")
-
-
-def register_extractor(name: str) -> Callable[[T], T]:
-    """Class decorator: register an extractor's ``load`` classmethod under a kebab-case name."""
-
-    def decorate(cls: T) -> T:
-        _REGISTRY[name] = cls.load  # type: ignore[attr-defined]
-        return cls
-
-    return decorate
+_REGISTRY = Registry("speech feature extractor", _ENTRY_MODULES)
+#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
+register_extractor = _REGISTRY.register
 
 
 def extractor_names() -> list[str]:
-    """Every registered extractor name."""
-    return sorted(_ENTRY_MODULES)
+    """Every registered name."""
+    return _REGISTRY.names()
 
 
 def load_extractor(name: str, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> FeatureExtractor:
@@ -64,7 +53,5 @@ def load_extractor(name: str, checkpoint: Path | None, *, device: str = "auto", 
         UnknownModelError: If no extractor has that name.
         CheckpointError: If the checkpoint cannot be loaded.
     """
-    if name not in _ENTRY_MODULES:
-        raise UnknownModelError(f"unknown speech feature extractor {name!r}; choose one of {extractor_names()}")
-    importlib.import_module(_ENTRY_MODULES[name])
-    return _REGISTRY[name](checkpoint, device=device, **options)
+    loaded: FeatureExtractor = _REGISTRY.load(name, checkpoint, device=device, **options)
+    return loaded
