@@ -172,6 +172,23 @@ class TrainingConfig(_Section):
     seed: int = 0
 
 
+class EvaluationConfig(_Section):
+    """evaluate-im2sp: which images, how to decode, which model, which ASR and vocoder.
+
+    ``checkpoint`` null evaluates the newest checkpoint of the run ``training`` describes. ``asr_checkpoint``
+    null with ``asr: faster-whisper`` uses Whisper base from the ``[demo]`` packages when installed.
+    """
+
+    datasets: list[str] | None = None
+    split: str = "test"
+    max_images: int | None = Field(None, ge=1)
+    beams: int = Field(1, ge=1)
+    max_units: int = Field(512, ge=1)
+    checkpoint: Path | None = None
+    asr: Literal["faster-whisper", "wav2vec2-ctc"] = "faster-whisper"
+    asr_checkpoint: Path | None = None
+
+
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
 RESERVED_NAMES = frozenset({"reports"})
 
@@ -188,6 +205,7 @@ class PipelineConfig(_Section):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     retokenize: RetokenizeConfig = Field(default_factory=RetokenizeConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     def selected(self, datasets: list[str] | None) -> dict[str, DatasetSpec]:
         """The configured datasets named in ``datasets`` (all when None), in config order.
@@ -229,10 +247,11 @@ def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
         for spec in datasets.values():
             if isinstance(spec, dict) and isinstance(spec.get("root"), str):
                 spec["root"] = str((base / Path(spec["root"]).expanduser()).resolve())
-    for section in ("image_tokenizer", "speech", "training"):
+    for section in ("image_tokenizer", "speech", "training", "evaluation"):
         part = document.get(section)
-        if isinstance(part, dict) and isinstance(part.get("checkpoint"), str):
-            part["checkpoint"] = str((base / Path(part["checkpoint"]).expanduser()).resolve())
+        for key in ("checkpoint", "asr_checkpoint"):
+            if isinstance(part, dict) and isinstance(part.get(key), str):
+                part[key] = str((base / Path(part[key]).expanduser()).resolve())
     return document
 
 

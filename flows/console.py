@@ -108,6 +108,20 @@ def stale_table(stale: Iterable[StaleVersion]) -> Table:
     return table
 
 
+def evaluation_table(results: Any) -> Table:
+    """The evaluate-im2sp metrics: topline and generated rows per dataset (×100, as the paper reports)."""
+    from flows.evaluate_im2sp import metric_rows
+
+    rows = metric_rows(list(results))
+    table = Table(title="evaluate-im2sp (caption metrics ×100)")
+    columns = ("dataset", "system", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "unit_error_rate")
+    for column in (*columns, "paper_bleu4_images/units"):
+        table.add_column(column, justify="left" if column in ("dataset", "system") else "right")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns), row["paper_bleu4_images/units"])
+    return table
+
+
 def training_table(result: Any) -> Table:
     """The metrics a train-im2sp call logged: the loss falling is the point."""
     table = Table(title=f"train-im2sp run {result.run_id}: step {result.step} (resumed from {result.resumed_from})")
@@ -162,6 +176,8 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")
         elif stage == "learn-image-codebook":
             console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")
+        elif stage == "evaluate-im2sp":
+            console.print(evaluation_table(value))
         elif stage == "train-im2sp":
             console.print(training_table(value))
         elif stage == "storage-report":

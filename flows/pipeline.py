@@ -9,6 +9,7 @@ from prefect import flow
 from flows.build_manifests import build_manifests_flow
 from flows.build_training_shards import build_training_shards_flow
 from flows.config import PipelineConfig
+from flows.evaluate_im2sp import evaluate_im2sp_flow
 from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
@@ -30,5 +31,6 @@ def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     results["unitize-speech"] = unitize_speech_flow(config)
     results["build-training-shards"] = build_training_shards_flow(config)
     results["train-im2sp"] = train_im2sp_flow(config)
+    results["evaluate-im2sp"] = evaluate_im2sp_flow(config)
     results["storage-report"] = storage_report_flow(config)
     return results

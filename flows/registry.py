@@ -7,6 +7,7 @@ from typing import Any
 
 from flows.build_manifests import build_manifests_flow
 from flows.build_training_shards import build_training_shards_flow
+from flows.evaluate_im2sp import evaluate_im2sp_flow
 from flows.extract_speech_features import extract_speech_features_flow
 from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
@@ -27,6 +28,7 @@ FLOWS: dict[str, Any] = {
     "retokenize-images": retokenize_images_flow,
     "build-training-shards": build_training_shards_flow,
     "train-im2sp": train_im2sp_flow,
+    "evaluate-im2sp": evaluate_im2sp_flow,
     "storage-report": storage_report_flow,
     "im2sp-pipeline": pipeline_flow,
 }

@@ -17,7 +17,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import MODEL_PRESETS, PipelineConfig
 from flows.tokenize_images import tokenizer_ref
-from im2sp_models.device import resolve_device
 from storage.errors import Im2SpError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS, TRAINING_SHARDS
 from storage.versions import StoreVersion, current_version
@@ -61,10 +60,12 @@ def loss_chart(history: list[dict[str, float]]) -> bytes:
     return buffer.getvalue()
 
 
-@flow(name="train-im2sp")
-def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> TrainResult:
-    """Train (or continue training) the image-unit → speech-unit model; ``stop_after`` caps this call's steps."""
-    logger = get_run_logger()
+def training_plan(config: PipelineConfig) -> tuple[TrainData, TrainSettings, tuple[int, int]]:
+    """The data, settings and (image codebook size, K) of the run the config describes.
+
+    Raises:
+        Im2SpError: A dataset has no training shards yet, or the datasets' codebook sizes differ.
+    """
     section = config.training
     store = config.store.open()
     versions = {}
@@ -74,7 +75,6 @@ def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> T
             raise Im2SpError(f"dataset {dataset!r} has no training shards yet; run build-training-shards first")
         versions[dataset] = current.version
     data = TrainData(versions, tuple(section.splits))
-    image_codebook_size, speech_units = _sizes(config, data)
     settings = TrainSettings(
         steps=section.steps,
         batch_size=section.batch_size,
@@ -90,6 +90,15 @@ def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> T
         checkpoint_every=section.checkpoint_every,
         log_every=section.log_every,
     )
+    return data, settings, _sizes(config, data)
+
+
+@flow(name="train-im2sp")
+def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> TrainResult:
+    """Train (or continue training) the image-unit → speech-unit model; ``stop_after`` caps this call's steps."""
+    logger = get_run_logger()
+    store = config.store.open()
+    data, settings, (image_codebook_size, speech_units) = training_plan(config)
     try:
         tokenizer: Any = tokenizer_ref(config, store)
     except Im2SpError:
@@ -102,7 +111,7 @@ def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> T
         image_codebook_size,
         speech_units,
         tokenizer,
-        resolve_device(config.device),
+        config.device,
         stop_after,
     )
     history = result.history

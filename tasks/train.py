@@ -281,7 +281,9 @@ def train_task(
     device: str,
     stop_after: int | None,
 ) -> TrainResult:
-    """Prefect task around :func:`train`."""
+    """Prefect task around :func:`train` (``device``: ``auto`` picks CUDA when present)."""
+    from im2sp_models.device import resolve_device
+
     return train(
         Store(store_url, storage_options),
         data,
@@ -289,6 +291,6 @@ def train_task(
         image_codebook_size=image_codebook_size,
         speech_units=speech_units,
         tokenizer=tokenizer,
-        device=device,
+        device=resolve_device(device),
         stop_after=stop_after,
     )

@@ -41,6 +41,9 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_losses(tmp_path: Pa
     config = tiny_config(tmp_path, shard_size=2)
     results = pipeline_flow(config)
     assert results["train-im2sp"].step == 2  # the pipeline trains too (tiny, two steps)
+    (evaluated,) = results["evaluate-im2sp"]  # … and evaluates: test images, units scored, no ASR configured
+    assert evaluated.images == 1 and evaluated.topline is None and "not configured" in evaluated.topline_note
+    assert evaluated.unit_error_rate >= 0.0 and evaluated.examples[0]["image_id"] == "9"
     store = config.store.open()
     version = current_version(store, "coco", TRAINING_SHARDS)
     assert version is not None
@@ -64,3 +67,16 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_losses(tmp_path: Pa
     assert latest_checkpoint(runs) == "step-00000005"
     again = train(other, data, settings, **sizes)
     assert (again.resumed_from, again.step) == (5, 5)  # a finished run does nothing more
+
+
+def test_evaluate_scores_the_reference_speech_with_whisper(tmp_path: Path, prefect_harness: None) -> None:
+    from flows.evaluate_im2sp import evaluate_im2sp_flow, metric_rows
+    from flows.pipeline import pipeline_flow
+
+    write_coco(tmp_path / "coco", [coco_entry(1, "train", ["A tone."]), coco_entry(2, "test", ["A beep.", "Tone."])])
+    pipeline_flow(tiny_config(tmp_path))
+    (result,) = evaluate_im2sp_flow(tiny_config(tmp_path, {"evaluation": {"asr": "faster-whisper"}}))
+    assert result.topline is not None and result.topline["Bleu_4"] is not None and result.topline["SPICE"] is None
+    rows = metric_rows([result])
+    assert rows[0]["system"].startswith("reference speech") and rows[0]["paper_bleu4_images/units"] == "25.9 / 20.1"
+    assert rows[1]["Bleu_4"] == "not configured" and rows[1]["unit_error_rate"] == f"{result.unit_error_rate:.3f}"

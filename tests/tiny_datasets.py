@@ -94,6 +94,7 @@ def tiny_config(
         "image_tokenizer": {"codebook_size": 16, "niter": 3},
         "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
         "training": {"preset": "tiny", "steps": 2, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1},
+        "evaluation": {"asr": "wav2vec2-ctc"},  # no checkpoint: the ASR topline is skipped (fast)
     }
     for section, values in (sections or {}).items():
         document[section] = {**document.get(section, {}), **values}

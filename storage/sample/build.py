@@ -47,6 +47,8 @@ def default_config(directory: Path) -> dict[str, object]:
             "checkpoint_every": 100,
             "log_every": 25,
         },
+        # The reference-speech topline with Whisper base from the [demo] packages; no vocoder offline.
+        "evaluation": {"datasets": ["coco"], "asr": "faster-whisper"},
         "device": "auto",
         "runner": {"kind": "local"},
     }

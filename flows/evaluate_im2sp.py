@@ -1,0 +1,125 @@
+"""Flow ``evaluate-im2sp``: generated speech units and the reference-speech topline, scored, as artifacts.
+
+For each dataset's test images: the model (the newest checkpoint of the configured training run, or
+``evaluation.checkpoint``) generates speech units, scored by unit error rate against the reference
+utterances. Speech from generated units needs a unit vocoder: until one is configured its row says so. The
+topline is the reference speech transcribed by the configured ASR, scored against the text captions with
+pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 is shown beside ours for context.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows.config import PipelineConfig
+from flows.train_im2sp import training_plan
+from storage.errors import Im2SpError
+from storage.kinds import SHARED, TRAINING_SHARDS
+from storage.versions import StoreVersion, current_version
+from tasks.evaluate import EvalResult, EvalSettings, evaluate_dataset_task
+from tasks.models import AsrRef, packaged_whisper_ref
+from tasks.train import TRAIN_RUNS, latest_checkpoint, run_id
+
+#: BLEU-4 reported by the paper (Kim et al., 2023): from images / from image units, for context only.
+PAPER_BLEU4 = {"coco": (25.9, 20.1), "flickr8k": (20.6, 16.7)}
+METRIC_COLUMNS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+
+
+def _model_folder(config: PipelineConfig) -> str:
+    if config.evaluation.checkpoint is not None:
+        return str(config.evaluation.checkpoint)
+    store = config.store.open()
+    data, settings, _ = training_plan(config)
+    run = StoreVersion(store, SHARED, TRAIN_RUNS, run_id(settings, data))
+    latest = latest_checkpoint(run)
+    if latest is None:
+        raise Im2SpError(f"training run {run.version} has no checkpoint yet: run train-im2sp first")
+    return str(store.local_copy(run.shard_key(latest)))
+
+
+def _asr(config: PipelineConfig) -> AsrRef | None:
+    section = config.evaluation
+    if section.asr_checkpoint is not None:
+        return AsrRef(section.asr, str(section.asr_checkpoint), config.device)
+    return packaged_whisper_ref(config.device) if section.asr == "faster-whisper" else None
+
+
+def _cell(value: float | None) -> str:
+    return "skipped" if value is None else f"{100 * value:.1f}"
+
+
+def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
+    """The metrics table: topline and generated-speech rows per dataset, the paper's BLEU-4 beside."""
+    rows = []
+    for result in results:
+        paper = PAPER_BLEU4.get(result.dataset)
+        context = f"{paper[0]} / {paper[1]}" if paper else "-"
+        topline = result.topline or {}
+        rows.append(
+            {
+                "dataset": result.dataset,
+                "system": "reference speech → ASR (topline)",
+                **{m: (_cell(topline.get(m)) if result.topline else "not configured") for m in METRIC_COLUMNS},
+                "unit_error_rate": "-",
+                "paper_bleu4_images/units": context,
+                "note": result.topline_note,
+            }
+        )
+        rows.append(
+            {
+                "dataset": result.dataset,
+                "system": "generated units → vocoder → ASR",
+                **dict.fromkeys(METRIC_COLUMNS, "not configured"),
+                "unit_error_rate": f"{result.unit_error_rate:.3f}",
+                "paper_bleu4_images/units": context,
+                "note": (
+                    f"{result.images} images; {result.generated_length:.0f} units generated on average vs "
+                    f"{result.reference_length:.0f} in the references; speech from units needs a unit vocoder "
+                    "(unit-hifigan), not part of this version"
+                ),
+            }
+        )
+    return rows
+
+
+@flow(name="evaluate-im2sp")
+def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
+    """Score the model's generated units and the ASR topline on each dataset's test images."""
+    logger = get_run_logger()
+    section = config.evaluation
+    store = config.store.open()
+    folder = _model_folder(config)
+    asr = _asr(config)
+    settings = EvalSettings(section.split, section.max_images, section.beams, section.max_units)
+    results = []
+    for dataset, spec in config.selected(section.datasets).items():
+        shards = current_version(store, dataset, TRAINING_SHARDS)
+        if shards is None:
+            raise Im2SpError(f"dataset {dataset!r} has no training shards: run build-training-shards first")
+        result = evaluate_dataset_task(
+            config.store.url, config.store.options, str(spec.root), dataset, shards.version, folder, settings, asr
+        )
+        logger.info(
+            "%s: %d test images, unit error rate %.3f, topline BLEU-4 %s",
+            dataset,
+            result.images,
+            result.unit_error_rate,
+            _cell((result.topline or {}).get("Bleu_4")),
+        )
+        results.append(result)
+    rows = metric_rows(results)
+    create_table_artifact(key="evaluate-im2sp-metrics", table=rows, description="Caption and unit metrics")
+    lines = [f"# evaluate-im2sp\n\nModel: `{folder}`; ASR: `{asr.checkpoint if asr else 'not configured'}`.\n"]
+    for result in results:
+        lines.append(f"## {result.dataset}\n\n| image | references | reference speech (ASR) | generated units |")
+        lines.append("|---|---|---|---|")
+        for example in result.examples:
+            references = "<br>".join(example["references"])
+            lines.append(
+                f"| {example['image_id']} | {references} | {example['reference_speech_asr']} | "
+                f"{example['generated_units']} … |"
+            )
+        lines.append("")
+    create_markdown_artifact(key="evaluate-im2sp-examples", markdown="\n".join(lines), description="Examples")
+    return results
