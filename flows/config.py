@@ -187,6 +187,7 @@ class EvaluationConfig(_Section):
     checkpoint: Path | None = None
     asr: Literal["faster-whisper", "wav2vec2-ctc"] = "faster-whisper"
     asr_checkpoint: Path | None = None
+    vocoder_checkpoint: Path | None = None
 
 
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
@@ -249,7 +250,7 @@ def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
                 spec["root"] = str((base / Path(spec["root"]).expanduser()).resolve())
     for section in ("image_tokenizer", "speech", "training", "evaluation"):
         part = document.get(section)
-        for key in ("checkpoint", "asr_checkpoint"):
+        for key in ("checkpoint", "asr_checkpoint", "vocoder_checkpoint"):
             if isinstance(part, dict) and isinstance(part.get(key), str):
                 part[key] = str((base / Path(part[key]).expanduser()).resolve())
     return document

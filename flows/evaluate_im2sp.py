@@ -2,7 +2,8 @@
 
 For each dataset's test images: the model (the newest checkpoint of the configured training run, or
 ``evaluation.checkpoint``) generates speech units, scored by unit error rate against the reference
-utterances. Speech from generated units needs a unit vocoder: until one is configured its row says so. The
+utterances; with a unit vocoder (``evaluation.vocoder_checkpoint``) they become speech, kept as WAVs,
+transcribed and scored like the topline; without one that row says "not configured". The
 topline is the reference speech transcribed by the configured ASR, scored against the text captions with
 pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 is shown beside ours for context.
 """
@@ -18,7 +19,7 @@ from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAINING_SHARDS
 from storage.versions import StoreVersion, current_version
 from tasks.evaluate import EvalResult, EvalSettings, evaluate_dataset_task
-from tasks.models import AsrRef, packaged_whisper_ref
+from tasks.models import AsrRef, VocoderRef, packaged_whisper_ref
 from tasks.train import TRAIN_RUNS, latest_checkpoint, run_id
 
 #: BLEU-4 reported by the paper (Kim et al., 2023): from images / from image units, for context only.
@@ -66,17 +67,17 @@ def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
                 "note": result.topline_note,
             }
         )
+        generated = result.generated or {}
         rows.append(
             {
                 "dataset": result.dataset,
                 "system": "generated units → vocoder → ASR",
-                **dict.fromkeys(METRIC_COLUMNS, "not configured"),
+                **{m: (_cell(generated.get(m)) if result.generated else "not configured") for m in METRIC_COLUMNS},
                 "unit_error_rate": f"{result.unit_error_rate:.3f}",
                 "paper_bleu4_images/units": context,
                 "note": (
                     f"{result.images} images; {result.generated_length:.0f} units generated on average vs "
-                    f"{result.reference_length:.0f} in the references; speech from units needs a unit vocoder "
-                    "(unit-hifigan), not part of this version"
+                    f"{result.reference_length:.0f} in the references; {result.generated_note}"
                 ),
             }
         )
@@ -91,6 +92,11 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     store = config.store.open()
     folder = _model_folder(config)
     asr = _asr(config)
+    vocoder = (
+        VocoderRef("unit-hifigan", str(section.vocoder_checkpoint), config.device)
+        if section.vocoder_checkpoint is not None
+        else None
+    )
     settings = EvalSettings(section.split, section.max_images, section.beams, section.max_units)
     results = []
     for dataset, spec in config.selected(section.datasets).items():
@@ -98,7 +104,15 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
         if shards is None:
             raise Im2SpError(f"dataset {dataset!r} has no training shards: run build-training-shards first")
         result = evaluate_dataset_task(
-            config.store.url, config.store.options, str(spec.root), dataset, shards.version, folder, settings, asr
+            config.store.url,
+            config.store.options,
+            str(spec.root),
+            dataset,
+            shards.version,
+            folder,
+            settings,
+            asr,
+            vocoder,
         )
         logger.info(
             "%s: %d test images, unit error rate %.3f, topline BLEU-4 %s",
@@ -112,13 +126,15 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     create_table_artifact(key="evaluate-im2sp-metrics", table=rows, description="Caption and unit metrics")
     lines = [f"# evaluate-im2sp\n\nModel: `{folder}`; ASR: `{asr.checkpoint if asr else 'not configured'}`.\n"]
     for result in results:
-        lines.append(f"## {result.dataset}\n\n| image | references | reference speech (ASR) | generated units |")
-        lines.append("|---|---|---|---|")
+        lines.append(
+            f"## {result.dataset}\n\n| image | references | reference speech (ASR) | generated speech (ASR) | units |"
+        )
+        lines.append("|---|---|---|---|---|")
         for example in result.examples:
             references = "<br>".join(example["references"])
             lines.append(
                 f"| {example['image_id']} | {references} | {example['reference_speech_asr']} | "
-                f"{example['generated_units']} … |"
+                f"{example['generated_speech_asr']} | {example['generated_units']} … |"
             )
         lines.append("")
     create_markdown_artifact(key="evaluate-im2sp-examples", markdown="\n".join(lines), description="Examples")

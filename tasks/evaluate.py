@@ -3,7 +3,8 @@
 Per test image (from the training shards of the test split, so exactly the stored image units): the model
 generates speech units (greedy, or beam search), scored against the image's reference utterances by unit
 error rate (edit distance to the closest deduplicated reference, over its length). Turning units into
-speech needs a unit vocoder; without one that row is reported as not configured — never a number. The
+speech needs a unit vocoder (``unit-hifigan``): its WAVs are kept under ``reports/evaluate-im2sp/`` in the
+store, transcribed and scored like the topline; without one that row is reported as not configured. The
 topline transcribes each image's first reference utterance (the recorded speech) with the configured ASR
 and scores the transcripts against all the image's text captions (BLEU, METEOR, ROUGE-L, CIDEr).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile
 from prefect import task
 
 from im2sp_models.audio import load_audio
@@ -27,7 +29,7 @@ from storage.manifests import ok_rows
 from storage.reader import iter_webdataset
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.models import AsrRef, asr_for
+from tasks.models import AsrRef, VocoderRef, asr_for, vocoder_for
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class EvalResult:
     topline: dict[str, float | None] | None
     topline_note: str
     examples: list[dict[str, Any]] = field(default_factory=list)
+    generated: dict[str, float | None] | None = None
+    generated_note: str = "not configured: no unit vocoder checkpoint (evaluation.vocoder_checkpoint)"
+    wavs: str = ""
 
 
 def _test_images(store: Store, dataset: str, version_id: str, split: str) -> dict[str, dict[str, Any]]:
@@ -102,6 +107,7 @@ def evaluate_dataset(
     model_folder: Path,
     settings: EvalSettings,
     asr: AsrRef | None,
+    vocoder: VocoderRef | None = None,
 ) -> EvalResult:
     """Generate for the dataset's test images and score units; transcribe the reference speech for the topline."""
     model = load_model(model_folder)
@@ -132,11 +138,28 @@ def evaluate_dataset(
         scored = score_captions({i: captions[i] for i in chosen}, transcripts)
         topline = scored.scores
         note = "; ".join(f"{k} skipped: {v}" for k, v in scored.skipped.items())
+    spoken, generated_scores, generated_note, wavs = {}, None, "", ""
+    if vocoder is None or asr is None:
+        generated_note = "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR")
+    else:
+        synthesizer, recognizer = vocoder_for(vocoder), asr_for(asr)
+        wavs = f"reports/evaluate-im2sp/{dataset}/{synthesizer.fingerprint}"
+        for image_id in chosen:
+            buffer = io.BytesIO()
+            waveform = synthesizer.synthesize(generated[image_id], deduplicated=True)
+            soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
+            store.write_bytes(f"{wavs}/{image_id}.wav", buffer.getvalue())
+            audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(1600, np.float32)
+            spoken[image_id] = recognizer.transcribe([audible])[0]
+        scored = score_captions({i: captions[i] for i in chosen}, spoken)
+        generated_scores = scored.scores
+        generated_note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
     examples = [
         {
             "image_id": image_id,
             "references": captions[image_id][:3],
             "reference_speech_asr": transcripts.get(image_id, "-"),
+            "generated_speech_asr": spoken.get(image_id, "-"),
             "generated_units": " ".join(str(u) for u in generated[image_id][:20]),
         }
         for image_id in chosen[:5]
@@ -150,6 +173,9 @@ def evaluate_dataset(
         topline,
         note,
         examples,
+        generated_scores,
+        generated_note,
+        wavs,
     )
 
 
@@ -163,8 +189,16 @@ def evaluate_dataset_task(
     model_folder: str,
     settings: EvalSettings,
     asr: AsrRef | None,
+    vocoder: VocoderRef | None,
 ) -> EvalResult:
     """Prefect task around :func:`evaluate_dataset`."""
     return evaluate_dataset(
-        Store(store_url, storage_options), Path(root), dataset, training_version, Path(model_folder), settings, asr
+        Store(store_url, storage_options),
+        Path(root),
+        dataset,
+        training_version,
+        Path(model_folder),
+        settings,
+        asr,
+        vocoder,
     )

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from im2sp_models.asr import SpeechRecognizer, load_asr
 from im2sp_models.image_tokenizers import ImageTokenizer, load_tokenizer
 from im2sp_models.speech_features import FeatureExtractor, load_extractor
+from im2sp_models.vocoders import UnitHifiGanVocoder, load_vocoder
 
 M = TypeVar("M")
 
@@ -41,6 +42,10 @@ class AsrRef(ModelRef):
     """Reference to an ASR model (registry name + local folder)."""
 
 
+class VocoderRef(ModelRef):
+    """Reference to a unit vocoder (registry name + generator file or folder)."""
+
+
 _LOADED: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], Any] = {}
 _LOCK = threading.Lock()
 
@@ -67,6 +72,11 @@ def extractor_for(ref: ExtractorRef) -> FeatureExtractor:
 def asr_for(ref: AsrRef) -> SpeechRecognizer:
     """Return the speech recognizer of a reference, loading it at most once per process."""
     return _load_once(ref, lambda: load_asr(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+
+
+def vocoder_for(ref: VocoderRef) -> UnitHifiGanVocoder:
+    """Return the vocoder of a reference, loading it at most once per process."""
+    return _load_once(ref, lambda: load_vocoder(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
 
 
 def packaged_whisper_ref(device: str = "auto") -> AsrRef | None:

@@ -80,3 +80,12 @@ def test_evaluate_scores_the_reference_speech_with_whisper(tmp_path: Path, prefe
     rows = metric_rows([result])
     assert rows[0]["system"].startswith("reference speech") and rows[0]["paper_bleu4_images/units"] == "25.9 / 20.1"
     assert rows[1]["Bleu_4"] == "not configured" and rows[1]["unit_error_rate"] == f"{result.unit_error_rate:.3f}"
+
+    # With a unit vocoder (speech-resynthesis format, K = 4 units), generated units become speech and are scored.
+    from tests.test_vocoder import CONFIG, _checkpoint
+
+    _checkpoint(tmp_path / "vocoder", {**CONFIG, "num_embeddings": 4})
+    settings = {"evaluation": {"asr": "faster-whisper", "vocoder_checkpoint": str(tmp_path / "vocoder")}}
+    (spoken,) = evaluate_im2sp_flow(tiny_config(tmp_path, settings))
+    assert spoken.generated is not None and spoken.generated["CIDEr"] is not None and spoken.wavs
+    assert len(list((tmp_path / "store" / spoken.wavs).glob("*.wav"))) == spoken.images
