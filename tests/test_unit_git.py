@@ -112,6 +112,10 @@ def test_a_tiny_model_overfits_a_batch_generates_it_and_round_trips(tmp_path: Pa
             pixel_values=pixels, input_ids=torch.full((2, 1), BOS_ID), max_new_tokens=8, do_sample=False
         )
     assert [ids_to_speech_units(row.numpy()).tolist() for row in generated] == targets
+    from tasks.evaluate import generate
+
+    for beams in (1, 3):  # greedy (the paper) and beam search, as evaluate-im2sp calls them
+        assert [u.tolist() for u in generate(model, grids.numpy(), beams=beams, max_units=8)] == targets
 
     save_model(model, tmp_path / "model")
     again = load_model(tmp_path / "model")
