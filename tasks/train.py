@@ -235,7 +235,7 @@ def train(
     resumed_from = int(state["step"])
     samples = stream(store, data, settings.seed, int(state["epoch"]), int(state["offset"]))
     step, history = resumed_from, list(state["history"])
-    last = step if step % settings.checkpoint_every == 0 else -1
+    last = step  # the step of the newest checkpoint (the resumed one, or none needed at 0)
     started, seen = time.perf_counter(), 0
     while step < settings.steps and (stop_after is None or step - resumed_from < stop_after):
         micro = []
