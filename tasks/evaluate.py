@@ -23,6 +23,7 @@ from prefect import task
 
 from im2sp_models.audio import load_audio
 from im2sp_models.caption_metrics import score_captions, unit_error_rate
+from im2sp_models.errors import ItemRejected
 from im2sp_models.unit_git import BOS_ID, EOS_ID, PAD_ID, ids_to_speech_units, load_model
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
@@ -125,33 +126,45 @@ def evaluate_dataset(
     captions: dict[str, list[str]] = defaultdict(list)
     for row in ok_rows(manifests, "captions", ["image_id", "text"]).values():
         captions[str(row["image_id"])].append(str(row["text"]))
+    scorable = [i for i in chosen if captions[i]]  # images whose captions all failed the manifests: unscored
     topline, note, transcripts = None, "", {}
     if asr is None:
         note = "not configured: no ASR checkpoint"
+    elif not scorable:
+        note = "no test image with captions to score against"
     else:
         recognizer = asr_for(asr)
         utterances = ok_rows(manifests, "utterances", ["path"])
-        for image_id in chosen:
+        unreadable = []
+        for image_id in scorable:
             key = images[image_id]["refs"][0][0]
-            waveform = load_audio((root / utterances[key]["path"]).read_bytes(), min_samples=1)
+            try:
+                waveform = load_audio((root / utterances[key]["path"]).read_bytes(), min_samples=1)
+            except (ItemRejected, OSError, KeyError) as error:
+                unreadable.append(f"{key}: {error}")
+                continue
             transcripts[image_id] = recognizer.transcribe([waveform])[0]
-        scored = score_captions({i: captions[i] for i in chosen}, transcripts)
-        topline = scored.scores
-        note = "; ".join(f"{k} skipped: {v}" for k, v in scored.skipped.items())
+        if transcripts:
+            scored = score_captions({i: captions[i] for i in transcripts}, transcripts)
+            topline = scored.scores
+            note = "; ".join(f"{k} skipped: {v}" for k, v in scored.skipped.items())
+        if unreadable:
+            note += f"; {len(unreadable)} reference utterances unreadable now, not scored ({unreadable[0]})"
     spoken, generated_scores, generated_note, wavs = {}, None, "", ""
-    if vocoder is None or asr is None:
+    if vocoder is None or asr is None or not scorable:
         generated_note = "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR")
+        generated_note = generated_note if scorable else "no test image with captions to score against"
     else:
         synthesizer, recognizer = vocoder_for(vocoder), asr_for(asr)
         wavs = f"reports/evaluate-im2sp/{dataset}/{synthesizer.fingerprint}"
-        for image_id in chosen:
+        for image_id in scorable:
             buffer = io.BytesIO()
             waveform = synthesizer.synthesize(generated[image_id], deduplicated=True)
             soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
             store.write_bytes(f"{wavs}/{image_id}.wav", buffer.getvalue())
             audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(1600, np.float32)
             spoken[image_id] = recognizer.transcribe([audible])[0]
-        scored = score_captions({i: captions[i] for i in chosen}, spoken)
+        scored = score_captions({i: captions[i] for i in scorable}, spoken)
         generated_scores = scored.scores
         generated_note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
     examples = [
