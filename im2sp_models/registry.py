@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from im2sp_models.errors import UnknownModelError
@@ -47,3 +49,15 @@ class Registry:
             raise UnknownModelError(f"unknown {self.kind} {name!r}; choose one of {self.names()}")
         importlib.import_module(self.modules[name])
         return self._loaders[name](*args, **kwargs)
+
+
+def folder_checksum(folder: Path, suffixes: tuple[str, ...] | None = None) -> str:
+    """sha256 over the names and bytes of a folder's files (sorted; only ``suffixes`` when given): weights' identity."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and (suffixes is None or path.suffix in suffixes):
+            digest.update(path.name.encode())
+            with path.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()

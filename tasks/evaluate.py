@@ -12,6 +12,7 @@ and scores the transcripts against all the image's text captions (BLEU, METEOR, 
 from __future__ import annotations
 
 import io
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,19 +67,11 @@ def _test_images(store: Store, dataset: str, version_id: str, split: str) -> dic
     images: dict[str, dict[str, Any]] = {}
     for shard in sorted(s for s in version.committed() if s.split("-")[0] == split):
         for key, fields in iter_webdataset(version, shard):
-            meta = json_of(fields["json"])
+            meta = json.loads(fields["json"])
             grid = np.load(io.BytesIO(fields["image.npy"]))
             entry = images.setdefault(meta["image_id"], {"grid": grid, "refs": []})
             entry["refs"].append((key, np.load(io.BytesIO(fields["units.npy"]))))
     return dict(sorted(images.items()))
-
-
-def json_of(data: bytes) -> dict[str, Any]:
-    """A JSON member of a training sample."""
-    import json
-
-    value: dict[str, Any] = json.loads(data)
-    return value
 
 
 def generate(model: Any, grids: np.ndarray, *, beams: int, max_units: int) -> list[np.ndarray]:

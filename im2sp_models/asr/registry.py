@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -37,17 +36,6 @@ register_asr = _REGISTRY.register
 def asr_names() -> list[str]:
     """Every registered name."""
     return _REGISTRY.names()
-
-
-def folder_checksum(folder: Path) -> str:
-    """sha256 over the names and bytes of a folder's files (sorted), the weights' identity."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        digest.update(path.name.encode())
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def load_asr(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> SpeechRecognizer:

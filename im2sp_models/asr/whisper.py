@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from im2sp_models.asr.registry import folder_checksum, register_asr
+from im2sp_models.asr.registry import register_asr
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
+from im2sp_models.registry import folder_checksum
 
 REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 

@@ -22,21 +22,11 @@ import numpy as np
 
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
+from im2sp_models.registry import folder_checksum
 from im2sp_models.speech_features.registry import register_extractor
 
 #: Samples of the shortest input that yields one frame through the conv stack (25 ms at 16 kHz).
 RECEPTIVE_FIELD = 400
-
-
-def _folder_checksum(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in (".safetensors", ".bin", ".json"):
-            digest.update(path.name.encode())
-            with path.open("rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
 
 
 def _masked_group_norm(hidden: Any, valid: Any, norm: Any) -> Any:
@@ -228,7 +218,7 @@ class HubertExtractor:
             normalizer = extractor if extractor.do_normalize else None
         resolved = resolve_device(device)
         net: Any = model
-        checksum = _folder_checksum(checkpoint)
+        checksum = folder_checksum(checkpoint, (".safetensors", ".bin", ".json"))
         if max_batch_frames is None:
             max_batch_frames = 20_000 if resolved.startswith("cuda") else 4000
         return cls(net.to(resolved).eval(), layer, normalizer, checksum, resolved, batch_size, max_batch_frames)
