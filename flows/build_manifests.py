@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
+from flows.runner import shard_runner
 from storage.manifests import ManifestResult
 from tasks.manifests import build_dataset_manifests
 
@@ -14,18 +15,16 @@ from tasks.manifests import build_dataset_manifests
 def build_manifests_flow(config: PipelineConfig) -> list[ManifestResult]:
     """Build or confirm the manifests of every configured dataset; a rerun on unchanged sources is a no-op."""
     logger = get_run_logger()
-    futures = [
-        build_dataset_manifests.submit(
-            config.store.url,
-            name,
-            spec,
-            config.sharding.shard_size,
-            config.sharding.io_workers,
-            config.store.options,
+    with shard_runner(config) as runner:
+        submit = runner.bind(
+            build_dataset_manifests,
+            store_url=config.store.url,
+            shard_size=config.sharding.shard_size,
+            workers=config.sharding.io_workers,
+            storage_options=config.store.options,
         )
-        for name, spec in config.datasets.items()
-    ]
-    results = [future.result() for future in futures]
+        futures = [submit(name=name, spec=spec) for name, spec in config.datasets.items()]
+        results = [future.result() for future in futures]
     rows = []
     for result in results:
         for table, counts in result.counts.items():

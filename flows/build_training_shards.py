@@ -10,12 +10,12 @@ skipped and the pointer moves when every shard is committed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
+from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
@@ -65,50 +65,51 @@ def build_training_shards_flow(
     logger = get_run_logger()
     store = config.store.open()
     results = []
-    for dataset in config.selected(datasets):
-        manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
-        sources = training_sources(store, dataset, manifest_version)
-        version = StoreVersion(store, dataset, TRAINING_SHARDS, fingerprint(vars(sources)))
-        version.ensure_created({**vars(sources), "format": f"webdataset, {TRAINING_COMPRESSION}"})
-        summary = run_and_publish(
-            version,
-            jobs,
-            partial(
-                build_training_shard_task.submit,
-                store_url=config.store.url,
-                storage_options=config.store.options,
-                version_id=version.version,
-                sources=sources,
-            ),
-        )
-        units_bytes = sum(
-            store.disk_usage(StoreVersion(store, dataset, kind, name).prefix)
-            for kind, name in ((IMAGE_UNITS, sources.image_units), (SPEECH_UNITS, sources.speech_units))
-        )
-        result = DatasetTrainingShards(**vars(summary), units_bytes=units_bytes)
-        logger.info(
-            "%s: %d utterances in training shards, %d rejected, %d bytes = %.2f × the unit stores → %s",
-            dataset,
-            result.stored,
-            result.rejected,
-            result.stored_bytes,
-            result.ratio_to_units,
-            result.url,
-        )
-        create_table_artifact(
-            key=f"training-shards-{dataset}",
-            table=[
-                {
-                    "dataset": dataset,
-                    "utterances": result.stored,
-                    "rejected": result.rejected,
-                    "shards_built": result.shards_built,
-                    "stored_bytes": result.stored_bytes,
-                    "unit_stores_bytes": units_bytes,
-                    "ratio": round(result.ratio_to_units, 3),
-                }
-            ],
-            description=f"Training shards of {dataset}",
-        )
-        results.append(result)
+    with shard_runner(config) as runner:
+        for dataset in config.selected(datasets):
+            manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
+            sources = training_sources(store, dataset, manifest_version)
+            version = StoreVersion(store, dataset, TRAINING_SHARDS, fingerprint(vars(sources)))
+            version.ensure_created({**vars(sources), "format": f"webdataset, {TRAINING_COMPRESSION}"})
+            summary = run_and_publish(
+                version,
+                jobs,
+                runner.bind(
+                    build_training_shard_task,
+                    store_url=config.store.url,
+                    storage_options=config.store.options,
+                    version_id=version.version,
+                    sources=sources,
+                ),
+            )
+            units_bytes = sum(
+                store.disk_usage(StoreVersion(store, dataset, kind, name).prefix)
+                for kind, name in ((IMAGE_UNITS, sources.image_units), (SPEECH_UNITS, sources.speech_units))
+            )
+            result = DatasetTrainingShards(**vars(summary), units_bytes=units_bytes)
+            logger.info(
+                "%s: %d utterances in training shards, %d rejected, %d bytes = %.2f × the unit stores → %s",
+                dataset,
+                result.stored,
+                result.rejected,
+                result.stored_bytes,
+                result.ratio_to_units,
+                result.url,
+            )
+            create_table_artifact(
+                key=f"training-shards-{dataset}",
+                table=[
+                    {
+                        "dataset": dataset,
+                        "utterances": result.stored,
+                        "rejected": result.rejected,
+                        "shards_built": result.shards_built,
+                        "stored_bytes": result.stored_bytes,
+                        "unit_stores_bytes": units_bytes,
+                        "ratio": round(result.ratio_to_units, 3),
+                    }
+                ],
+                description=f"Training shards of {dataset}",
+            )
+            results.append(result)
     return results

@@ -45,14 +45,13 @@ def run_flow(name: str, config_path: Path) -> object:
     from flows.config import load_config
     from flows.console import RichProgressSink, render_results
     from flows.registry import get_flow
-    from flows.runner import task_runner
     from storage.progress import set_sink
 
     config = load_config(config_path)
     flow = get_flow(name)
     set_sink(RichProgressSink(console))
     try:
-        results = flow.with_options(task_runner=task_runner(config.runner))(config)  # type: ignore[attr-defined]
+        results = flow(config)  # shard tasks run where config.runner says (flows/runner.py)
     finally:
         set_sink(None)
     render_results(console, name, results)

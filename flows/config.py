@@ -100,10 +100,16 @@ class ShardingConfig(_Section):
 
 
 class RunnerConfig(_Section):
-    """Where tasks run: in-process threads, or a Dask cluster (``address`` of a scheduler, or a local one)."""
+    """Where shard tasks run: in-process threads, or a Dask cluster (``address`` of a scheduler, or a local one).
+
+    ``workers``: threads for ``local``, worker processes (one thread each) for a Dask cluster started without
+    an address. ``gpu_resources``: the Dask worker resources a model task asks for when ``device: cuda``.
+    """
 
     kind: Literal["local", "dask"] = "local"
     address: str | None = None
+    workers: int = Field(2, ge=1)
+    gpu_resources: dict[str, float] = Field(default_factory=lambda: {"GPU": 1.0})
 
     @model_validator(mode="after")
     def _address_only_for_dask(self) -> RunnerConfig:

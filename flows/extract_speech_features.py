@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
+from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES
@@ -48,54 +47,57 @@ def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures
     extractor = extractor_for(ref)
     version_id = features_version_id(config, extractor.fingerprint)
     results = []
-    for dataset, spec in config.datasets.items():
-        manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
-        version = StoreVersion(store, dataset, SPEECH_FEATURES, version_id)
-        version.ensure_created(
-            {
-                "extractor": ref.name,
-                "fingerprint": extractor.fingerprint,
-                "dim": extractor.dim,
-                "layer": speech.layer if ref.name == "hubert" else None,
-                "keep": speech.keep,
-                "sample_fraction": speech.sample_fraction,
-                "seed": speech.seed,
-                "manifests": manifest_version,
-            }
-        )
-        result = run_and_publish(
-            version,
-            jobs,
-            partial(
-                extract_shard_task.submit,
-                store_url=config.store.url,
-                storage_options=options,
-                root=str(spec.root),
-                version_id=version_id,
-                ref=ref,
-                keep=speech.keep,
-                fraction=speech.sample_fraction,
-                seed=speech.seed,
-                batch_size=speech.batch_size,
-                io_workers=config.sharding.io_workers,
-                chunk_seconds=speech.chunk_seconds,
-            ),
-        )
-        logger.info("%s: %d utterances stored, %d rejected → %s", dataset, result.stored, result.rejected, result.url)
-        create_table_artifact(
-            key=f"speech-features-{dataset}",
-            table=[
+    with shard_runner(config, uses_device=True) as runner:
+        for dataset, spec in config.datasets.items():
+            manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
+            version = StoreVersion(store, dataset, SPEECH_FEATURES, version_id)
+            version.ensure_created(
                 {
-                    "dataset": dataset,
                     "extractor": ref.name,
+                    "fingerprint": extractor.fingerprint,
+                    "dim": extractor.dim,
+                    "layer": speech.layer if ref.name == "hubert" else None,
                     "keep": speech.keep,
-                    "utterances": result.stored,
-                    "rejected": result.rejected,
-                    "stored_bytes": result.stored_bytes,
-                    "version": version_id,
+                    "sample_fraction": speech.sample_fraction,
+                    "seed": speech.seed,
+                    "manifests": manifest_version,
                 }
-            ],
-            description=f"Speech features of {dataset}",
-        )
-        results.append(result)
+            )
+            result = run_and_publish(
+                version,
+                jobs,
+                runner.bind(
+                    extract_shard_task,
+                    store_url=config.store.url,
+                    storage_options=options,
+                    root=str(spec.root),
+                    version_id=version_id,
+                    ref=ref,
+                    keep=speech.keep,
+                    fraction=speech.sample_fraction,
+                    seed=speech.seed,
+                    batch_size=speech.batch_size,
+                    io_workers=config.sharding.io_workers,
+                    chunk_seconds=speech.chunk_seconds,
+                ),
+            )
+            logger.info(
+                "%s: %d utterances stored, %d rejected → %s", dataset, result.stored, result.rejected, result.url
+            )
+            create_table_artifact(
+                key=f"speech-features-{dataset}",
+                table=[
+                    {
+                        "dataset": dataset,
+                        "extractor": ref.name,
+                        "keep": speech.keep,
+                        "utterances": result.stored,
+                        "rejected": result.rejected,
+                        "stored_bytes": result.stored_bytes,
+                        "version": version_id,
+                    }
+                ],
+                description=f"Speech features of {dataset}",
+            )
+            results.append(result)
     return results

@@ -21,6 +21,7 @@ from prefect.artifacts import (
 )
 
 from flows.config import PipelineConfig
+from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.kinds import IMAGE_UNITS
@@ -63,62 +64,63 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
     ref = tokenizer_ref(config, store)
     tokenizer = tokenizer_for(ref)
     results = []
-    for dataset, spec in config.selected(datasets).items():
-        manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
-        version = StoreVersion(store, dataset, IMAGE_UNITS, tokenizer.fingerprint)
-        version.ensure_created(
-            {
-                "tokenizer": ref.name,
-                "fingerprint": tokenizer.fingerprint,
-                "codebook_size": tokenizer.codebook_size,
-                "manifests": manifest_version,
-            }
-        )
-        progress = create_progress_artifact(
-            progress=0.0, key=f"tokenize-images-{dataset}", description=f"{dataset}: shards committed"
-        )
-        assert isinstance(progress, UUID)  # the sync API returns the id
-        summary = run_and_publish(
-            version,
-            jobs,
-            partial(
-                tokenize_shard_task.submit,
-                store_url=config.store.url,
-                storage_options=options,
-                root=str(spec.root),
-                version_id=version.version,
-                ref=ref,
-                batch_size=section.batch_size,
-                io_workers=config.sharding.io_workers,
-                codec=section.codec,
-            ),
-            partial(_progress, progress),
-        )
-        report = None
-        if section.reconstruction_sample:
-            report = check_reconstruction_task(
-                config.store.url,
-                options,
-                str(spec.root),
-                dataset,
-                version.version,
-                [job.shard_id for job in jobs],
-                paths,
-                ref,
-                section.reconstruction_sample,
+    with shard_runner(config, uses_device=True) as runner:
+        for dataset, spec in config.selected(datasets).items():
+            manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
+            version = StoreVersion(store, dataset, IMAGE_UNITS, tokenizer.fingerprint)
+            version.ensure_created(
+                {
+                    "tokenizer": ref.name,
+                    "fingerprint": tokenizer.fingerprint,
+                    "codebook_size": tokenizer.codebook_size,
+                    "manifests": manifest_version,
+                }
             )
-        result = DatasetUnits(**vars(summary), reconstruction=report)
-        logger.info(
-            "%s: %d stored, %d rejected, %d shards built, %d skipped → %s",
-            dataset,
-            result.stored,
-            result.rejected,
-            result.shards_built,
-            result.shards_skipped,
-            result.url,
-        )
-        _artifacts(store, result)
-        results.append(result)
+            progress = create_progress_artifact(
+                progress=0.0, key=f"tokenize-images-{dataset}", description=f"{dataset}: shards committed"
+            )
+            assert isinstance(progress, UUID)  # the sync API returns the id
+            summary = run_and_publish(
+                version,
+                jobs,
+                runner.bind(
+                    tokenize_shard_task,
+                    store_url=config.store.url,
+                    storage_options=options,
+                    root=str(spec.root),
+                    version_id=version.version,
+                    ref=ref,
+                    batch_size=section.batch_size,
+                    io_workers=config.sharding.io_workers,
+                    codec=section.codec,
+                ),
+                partial(_progress, progress),
+            )
+            report = None
+            if section.reconstruction_sample:
+                report = check_reconstruction_task(
+                    config.store.url,
+                    options,
+                    str(spec.root),
+                    dataset,
+                    version.version,
+                    [job.shard_id for job in jobs],
+                    paths,
+                    ref,
+                    section.reconstruction_sample,
+                )
+            result = DatasetUnits(**vars(summary), reconstruction=report)
+            logger.info(
+                "%s: %d stored, %d rejected, %d shards built, %d skipped → %s",
+                dataset,
+                result.stored,
+                result.rejected,
+                result.shards_built,
+                result.shards_skipped,
+                result.url,
+            )
+            _artifacts(store, result)
+            results.append(result)
     return results
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
 from flows.extract_speech_features import extractor_ref, features_version_id
+from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
@@ -69,49 +69,54 @@ def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = Non
     plan = speech_units_plan(config, store)
     codebook_id, source, version_id, features_id = plan.codebook_id, plan.source, plan.version_id, plan.features_id
     results = []
-    for dataset, spec in config.selected(datasets).items():
-        features = current_version(store, dataset, SPEECH_FEATURES)
-        if speech.keep == "all" and (features is None or features.version != features_id):
-            raise Im2SpError(f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features")
-        manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
-        version = StoreVersion(store, dataset, SPEECH_UNITS, version_id)
-        version.ensure_created(
-            {
-                "features": features_id,
-                "codebook": codebook_id,
-                "codebook_size": plan.clusters,
-                "keep": speech.keep,
-                "manifests": manifest_version,
-            }
-        )
-        result = run_and_publish(
-            version,
-            jobs,
-            partial(
-                unitize_shard_task.submit,
-                store_url=config.store.url,
-                storage_options=options,
-                root=str(spec.root),
-                version_id=version_id,
-                source=source,
-                codebook_id=codebook_id,
-                clusters=plan.clusters,
-                batch_size=speech.batch_size,
-                io_workers=config.sharding.io_workers,
-            ),
-        )
-        logger.info("%s: %d utterances unitized, %d rejected → %s", dataset, result.stored, result.rejected, result.url)
-        rows = [
-            {
-                "dataset": e.dataset,
-                "items": e.items,
-                "raw_bits": e.raw_bits,
-                "unit_bits": e.unit_bits,
-                "stored_bytes": e.stored_bytes,
-                "stored_vs_pcm": f"{e.stored_bytes * 8 / max(1, e.raw_bits):.4%}",
-            }
-            for e in speech_unit_entries(store, dataset)
-        ]
-        create_table_artifact(key=f"speech-units-{dataset}", table=rows, description=f"Speech units of {dataset}")
-        results.append(result)
+    with shard_runner(config, uses_device=True) as runner:
+        for dataset, spec in config.selected(datasets).items():
+            features = current_version(store, dataset, SPEECH_FEATURES)
+            if speech.keep == "all" and (features is None or features.version != features_id):
+                raise Im2SpError(
+                    f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features"
+                )
+            manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
+            version = StoreVersion(store, dataset, SPEECH_UNITS, version_id)
+            version.ensure_created(
+                {
+                    "features": features_id,
+                    "codebook": codebook_id,
+                    "codebook_size": plan.clusters,
+                    "keep": speech.keep,
+                    "manifests": manifest_version,
+                }
+            )
+            result = run_and_publish(
+                version,
+                jobs,
+                runner.bind(
+                    unitize_shard_task,
+                    store_url=config.store.url,
+                    storage_options=options,
+                    root=str(spec.root),
+                    version_id=version_id,
+                    source=source,
+                    codebook_id=codebook_id,
+                    clusters=plan.clusters,
+                    batch_size=speech.batch_size,
+                    io_workers=config.sharding.io_workers,
+                ),
+            )
+            logger.info(
+                "%s: %d utterances unitized, %d rejected → %s", dataset, result.stored, result.rejected, result.url
+            )
+            rows = [
+                {
+                    "dataset": e.dataset,
+                    "items": e.items,
+                    "raw_bits": e.raw_bits,
+                    "unit_bits": e.unit_bits,
+                    "stored_bytes": e.stored_bytes,
+                    "stored_vs_pcm": f"{e.stored_bytes * 8 / max(1, e.raw_bits):.4%}",
+                }
+                for e in speech_unit_entries(store, dataset)
+            ]
+            create_table_artifact(key=f"speech-units-{dataset}", table=rows, description=f"Speech units of {dataset}")
+            results.append(result)
     return results

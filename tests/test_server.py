@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,32 +22,10 @@ import httpx
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.processes import ROOT, free_port, start, stop
+
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(900)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as stream:
-        return subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _wait_for(check: Callable[[], Any], what: str, timeout: float, logs: list[Path]) -> Any:
@@ -70,7 +46,7 @@ def _wait_for(check: Callable[[], Any], what: str, timeout: float, logs: list[Pa
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
     """A real Prefect server on 127.0.0.1 with its own home and SQLite database."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -82,12 +58,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
         "HF_HUB_OFFLINE": "1",
     }
     log = home / "server.log"
-    process = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    process = start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log)
     try:
         _wait_for(lambda: httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).json(), "the server", 90, [log])
         yield env, home
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _config(sample: Path, store: Path, target: Path, **image_tokenizer: Any) -> Path:
@@ -127,7 +103,7 @@ def test_served_deployments_run_and_a_new_codebook_retokenizes(
     run(im2sp, "run", "build-manifests", "--config", str(config))
     run(im2sp, "run", "learn-image-codebook", "--config", str(config))
     serve_log = tmp_path / "serve.log"
-    serve = _start([im2sp, "serve", "--config", str(config)], env, serve_log)
+    serve = start([im2sp, "serve", "--config", str(config)], env, serve_log)
     logs = [serve_log, home / "server.log"]
     try:
         from flows.registry import FLOWS
@@ -162,4 +138,4 @@ def test_served_deployments_run_and_a_new_codebook_retokenizes(
         _wait_for(lambda: fired and _current(store, "flickr8k") == second, "flickr8k re-tokenized", 120, logs)
         assert {p.name for p in (store / "coco" / "image-units").iterdir() if p.is_dir()} == {first, second}
     finally:
-        _stop(serve)
+        stop(serve)
