@@ -65,6 +65,8 @@ def run(flow: Annotated[str, typer.Argument(help="Flow name, e.g. build-manifest
         run_flow(flow, config)
     except (Im2SpError, KeyError) as error:
         raise _fail(error) from None
+    except PermissionError as error:  # an object store refused the credentials
+        raise _fail(Im2SpError(f"the store refused access ({error}): check its credentials")) from None
 
 
 @app.command("demo")

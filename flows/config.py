@@ -22,19 +22,42 @@ class _Section(BaseModel):
 
 
 class StoreConfig(_Section):
-    """Where every store lives: a local folder or an fsspec URL (``s3://bucket/im2sp``)."""
+    """Where every store lives: a local folder or an fsspec URL (``s3://bucket/im2sp``).
+
+    Credentials never belong in the config (it is a deployment parameter, shown in the UI): leave them to
+    the environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, an instance role, ``~/.aws``), or name
+    a Prefect Secret block in ``secret`` whose value is a JSON object of fsspec options (for s3fs:
+    ``{"key": …, "secret": …}``); it is read when a store is opened and merged over ``storage_options``.
+    """
 
     url: str = "store"
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    secret: str | None = None
 
     @property
     def options(self) -> dict[str, Any] | None:
-        """Fsspec options as tasks take them (None when there are none)."""
-        return self.storage_options or None
+        """Fsspec options as tasks take them, the secret's merged in (None when there are none)."""
+        options = dict(self.storage_options)
+        if self.secret:
+            options.update(_secret_options(self.secret))
+        return options or None
 
     def open(self) -> Store:
         """The store this section names."""
         return Store(self.url, self.options)
+
+
+def _secret_options(name: str) -> dict[str, Any]:
+    """The fsspec options held by a Prefect Secret block (a JSON object)."""
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name).get()  # type: ignore[union-attr]
+    except ValueError as error:
+        raise ConfigError(f"store.secret: no Prefect Secret block named {name!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"store.secret: the Secret block {name!r} must hold a JSON object of fsspec options")
+    return dict(value)
 
 
 class ImageTokenizerConfig(_Section):
