@@ -133,11 +133,18 @@ class RunnerConfig(_Section):
     address: str | None = None
     workers: int = Field(2, ge=1)
     gpu_resources: dict[str, float] = Field(default_factory=lambda: {"GPU": 1.0})
+    # A cluster the flow creates for its shard tasks instead of a LocalCluster, e.g.
+    # "dask_kubernetes.operator.KubeCluster" with its keyword arguments; adapt: {minimum: 0, maximum: 32}.
+    cluster_class: str | None = None
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+    adapt: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _address_only_for_dask(self) -> RunnerConfig:
         if self.address and self.kind != "dask":
             raise ValueError("runner.address is only used with runner.kind: dask")
+        if self.address and (self.cluster_class or self.cluster_kwargs or self.adapt):
+            raise ValueError("runner.address names a running cluster: cluster_class, cluster_kwargs, adapt are unused")
         return self
 
 

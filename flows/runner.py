@@ -3,7 +3,8 @@
 Every per-shard flow opens :func:`shard_runner` around its shard tasks, so the choice holds wherever the flow
 runs: ``im2sp run``, a served deployment, or a subflow of the pipeline. With ``kind: dask`` and an
 ``address`` the tasks go to that cluster's workers (prefect-dask); without an address a ``LocalCluster`` of
-``workers`` processes (one thread each) lives for the flow. Model tasks that run on a GPU
+``workers`` processes (one thread each), or the ``cluster_class`` named (e.g. dask-kubernetes' ``KubeCluster``),
+lives for the flow. Model tasks that run on a GPU
 (``device: cuda``) carry the Dask resource annotation ``gpu_resources`` so the scheduler only gives them to
 workers started with that resource (``dask worker --resources GPU=1``).
 """
@@ -24,8 +25,15 @@ def task_runner(runner: RunnerConfig) -> Any:
 
         if runner.address:
             return DaskTaskRunner(address=runner.address)
+        if runner.cluster_class:
+            return DaskTaskRunner(
+                cluster_class=runner.cluster_class,
+                cluster_kwargs=runner.cluster_kwargs,
+                adapt_kwargs=runner.adapt or None,
+            )
         return DaskTaskRunner(
-            cluster_kwargs={"n_workers": runner.workers, "threads_per_worker": 1, "dashboard_address": None}
+            cluster_kwargs={"n_workers": runner.workers, "threads_per_worker": 1, "dashboard_address": None},
+            adapt_kwargs=runner.adapt or None,
         )
     from prefect.task_runners import ThreadPoolTaskRunner
 

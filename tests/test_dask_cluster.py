@@ -154,3 +154,24 @@ def test_which_tasks_carry_the_annotation(
 
     config = tiny_config(tmp_path, {"runner": runner})
     assert gpu_annotation(config.model_copy(update={"device": device}), uses_device=uses_device) == expected
+
+
+def test_a_cluster_class_named_in_the_config_runs_the_shard_tasks(tmp_path: Path, prefect_harness: None) -> None:
+    from flows.build_manifests import build_manifests_flow
+
+    write_coco(tmp_path / "coco", [coco_entry(1, "train", ["A dog."]), coco_entry(2, "test", ["A cat."])])
+    runner = {
+        "kind": "dask",
+        "cluster_class": "distributed.LocalCluster",  # as dask_kubernetes.operator.KubeCluster would be named
+        "cluster_kwargs": {"n_workers": 1, "processes": False, "dashboard_address": None},
+        "adapt": {"minimum": 1, "maximum": 2},
+    }
+    (result,) = build_manifests_flow(tiny_config(tmp_path, {"runner": runner}))
+    assert result.counts["images"]["ok"] == 2
+
+
+def test_runner_config_refuses_cluster_options_with_an_address(tmp_path: Path) -> None:
+    from storage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names a running cluster"):
+        tiny_config(tmp_path, {"runner": {"kind": "dask", "address": "tcp://h:8786", "adapt": {"maximum": 4}}})
