@@ -7,10 +7,15 @@ on a local disk through a temporary file and a rename, on object stores by a sin
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
+import itertools
 import json
 import os
 import posixpath
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +25,46 @@ from typing import Any
 import fsspec
 
 from storage.hashing import sha256_stream
+
+#: Fault injection for the crash tests: SIGKILL this process at its N-th store mutation (1-based).
+KILL_AT_ENV = "IM2SP_FAULT_KILL_AT"
+#: Fault injection for the crash tests: write this process's number of store mutations to this file at exit.
+COUNT_FILE_ENV = "IM2SP_FAULT_COUNT_FILE"
+_mutations = itertools.count(1)
+_mutation_lock = threading.Lock()
+_mutation_total = 0
+
+
+def _record_total() -> None:
+    path = os.environ.get(COUNT_FILE_ENV)
+    if path:
+        Path(path).write_text(str(_mutation_total))
+
+
+def _mutation() -> None:
+    """Count one store mutation; the crash tests kill the process at a chosen one (no-op unless asked)."""
+    global _mutation_total
+    if KILL_AT_ENV not in os.environ and COUNT_FILE_ENV not in os.environ:
+        return
+    with _mutation_lock:
+        _mutation_total = next(_mutations)
+        if _mutation_total == 1 and COUNT_FILE_ENV in os.environ:
+            atexit.register(_record_total)
+        if str(_mutation_total) == os.environ.get(KILL_AT_ENV):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@functools.cache
+def _counting_local_store() -> type[Any]:
+    """A Zarr LocalStore whose every chunk and metadata write is a store mutation (crash tests only)."""
+    import zarr.storage
+
+    class CountingLocalStore(zarr.storage.LocalStore):
+        async def set(self, key: str, value: Any) -> None:
+            _mutation()
+            await super().set(key, value)
+
+    return CountingLocalStore
 
 
 @dataclass(frozen=True)
@@ -67,6 +112,7 @@ class Store:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write a whole file atomically: readers see the old content or the new one, never a part."""
+        _mutation()
         target = self.path(key)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if not self.is_local:
@@ -92,6 +138,7 @@ class Store:
     def open(self, key: str, mode: str = "rb") -> Any:
         """Open a file for streaming; writing creates parent folders first."""
         if "w" in mode:
+            _mutation()
             self.fs.makedirs(posixpath.dirname(self.path(key)), exist_ok=True)
         return self.fs.open(self.path(key), mode)
 
@@ -102,6 +149,7 @@ class Store:
 
     def remove(self, key: str) -> None:
         """Delete a file or a whole folder; a missing key is not an error."""
+        _mutation()
         path = self.path(key)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
@@ -146,6 +194,8 @@ class Store:
         import zarr.storage
 
         if self.is_local:
+            if not read_only and (KILL_AT_ENV in os.environ or COUNT_FILE_ENV in os.environ):
+                return _counting_local_store()(self.path(key), read_only=read_only)
             return zarr.storage.LocalStore(self.path(key), read_only=read_only)
         return zarr.storage.FsspecStore.from_url(
             self.url_of(key), storage_options=self.storage_options or None, read_only=read_only
