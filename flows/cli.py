@@ -97,6 +97,34 @@ def _print_storage(config_path: Path, *, as_json: bool) -> None:
             console.print(stale_table(stale))
 
 
+@app.command("verify")
+def verify(
+    config: ConfigOption,
+    flag: Annotated[
+        bool, typer.Option("--flag/--no-flag", help="Flag damaged shards so a rerun rebuilds them.")
+    ] = True,
+) -> None:
+    """Re-hash every committed shard of the store; list the damaged ones (exit code 1 when there are any)."""
+    from flows.config import load_config
+    from flows.console import damage_table
+    from storage.verify import verify_store
+
+    try:
+        loaded = load_config(config)
+        report = verify_store(loaded.store.open(), loaded.datasets, flag=flag)
+    except Im2SpError as error:
+        raise _fail(error) from None
+    console.print(f"checked {report.shards} shard(s) in {report.versions} store version(s)")
+    if not report.damaged:
+        console.print("[green]no damaged shard[/green]")
+        return
+    console.print(damage_table(report.damaged))
+    flows = sorted({d.rebuilt_by for d in report.damaged})
+    then = f"flagged: rerun {', '.join(flows)} to rebuild exactly these" if flag else "not flagged (--no-flag)"
+    console.print(f"[red]{len(report.damaged)} damaged shard(s)[/red]; {then}")
+    raise typer.Exit(code=1)
+
+
 @app.command("serve")
 def serve_command(config: ConfigOption) -> None:
     """Serve every flow as a Prefect deployment (named like the flow) with this config; Ctrl-C stops."""

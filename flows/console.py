@@ -11,6 +11,7 @@ from rich.table import Table
 
 from storage.manifests import ManifestResult
 from storage.report import StaleVersion, StorageEntry
+from storage.verify import Damage
 
 
 class RichProgressSink:
@@ -105,6 +106,16 @@ def stale_table(stale: Iterable[StaleVersion]) -> Table:
         table.add_row(
             version.dataset, version.kind, version.version, version.created_at, human_bytes(version.stored_bytes)
         )
+    return table
+
+
+def damage_table(damaged: Iterable[Damage]) -> Table:
+    """Return the shards ``im2sp verify`` found damaged, with the flow that rebuilds each."""
+    table = Table(title="damaged shards")
+    for column in ("dataset", "kind", "version", "shard", "reason", "rerun"):
+        table.add_column(column, overflow="fold")
+    for d in damaged:
+        table.add_row(d.dataset, d.kind, d.version, d.shard_id, d.reason, d.rebuilt_by)
     return table
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.errors import Im2SpError, NotCommittedError
+from storage.errors import CorruptShardError, Im2SpError, NotCommittedError
 from storage.format import FORMAT_VERSION, check_format_version
 from storage.marker import CommitMarker
 from storage.store import Store
@@ -83,12 +83,26 @@ class StoreVersion:
         check_format_version(document.get("format_version"), self.store.url_of(key))
         return document
 
+    def damaged_key(self, shard_id: str) -> str:
+        """Store key of the flag ``im2sp verify`` leaves on a shard whose files fail their checksums."""
+        return f"{self.prefix}/damaged/{shard_id}.json"
+
     def marker(self, shard_id: str) -> CommitMarker | None:
-        """Return a shard's commit marker, or None when the shard is not committed."""
+        """Return a shard's commit marker, or None when the shard is not committed.
+
+        Raises:
+            CorruptShardError: If the marker is not valid JSON or not a valid marker.
+        """
         key = self.marker_key(shard_id)
         if not self.store.exists(key):
             return None
-        return CommitMarker.from_json(self.store.read_json(key), self.store.url_of(key))
+        try:
+            document = self.store.read_json(key)
+        except ValueError as error:  # bytes flipped in the marker itself
+            raise CorruptShardError(f"{self.store.url_of(key)}: commit marker unreadable ({error})") from None
+        if not isinstance(document, dict):
+            raise CorruptShardError(f"{self.store.url_of(key)}: commit marker is not a JSON object")
+        return CommitMarker.from_json(document, self.store.url_of(key))
 
     def require_marker(self, shard_id: str) -> CommitMarker:
         """Return a shard's commit marker.
@@ -111,9 +125,18 @@ class StoreVersion:
         return markers
 
     def needs_build(self, shard_id: str, input_fingerprint: str) -> bool:
-        """Whether a shard must be (re)built: it has no marker, or its marker is for other inputs."""
-        marker = self.marker(shard_id)
-        return marker is None or marker.input_fingerprint != input_fingerprint
+        """Whether a shard must be (re)built.
+
+        It must when it has no marker, a marker for other inputs or an unreadable one, or when ``im2sp verify``
+        flagged it damaged.
+        """
+        try:
+            marker = self.marker(shard_id)
+        except CorruptShardError:
+            return True
+        if marker is None or marker.input_fingerprint != input_fingerprint:
+            return True
+        return self.store.exists(self.damaged_key(shard_id))
 
     def prune(self, keep: Iterable[str]) -> list[str]:
         """Remove committed shards that are no longer planned (marker first, then data); return their ids."""

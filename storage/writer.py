@@ -59,6 +59,7 @@ class ShardWriter(ABC):
         # Marker first, then data: a crash in between leaves an uncommitted shard, never a marker
         # that vouches for missing files.
         version.store.remove(version.marker_key(shard_id))
+        version.store.remove(version.damaged_key(shard_id))
         version.store.remove(self.shard_key)
 
     def __enter__(self) -> Self:

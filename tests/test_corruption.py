@@ -1,0 +1,82 @@
+"""Corruption: flipped bytes in committed shards are caught on read and by ``im2sp verify``.
+
+A rerun then rebuilds exactly the damaged shards, back to the bytes of the undamaged store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+from storage.errors import CorruptShardError
+from storage.kinds import IMAGE_UNITS, TRAINING_SHARDS
+from storage.reader import iter_webdataset, read_units
+from storage.versions import StoreVersion, current_version
+from tests.store_compare import differences, snapshot
+from tests.tiny_datasets import coco_entry, tiny_config, write_coco
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _shard_file(version: StoreVersion, shard_id: str, suffix: str) -> Path:
+    folder = Path(version.store.path(version.shard_key(shard_id)))
+    return max(
+        (p for p in folder.rglob("*") if p.is_file() and p.name.endswith(suffix)), key=lambda p: p.stat().st_size
+    )
+
+
+def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_harness: None) -> None:
+    from flows.build_training_shards import build_training_shards_flow
+    from flows.pipeline import pipeline_flow
+    from flows.tokenize_images import tokenize_images_flow
+
+    entries = [coco_entry(i, ("train", "val", "test")[i % 3], [f"Caption {i}.", f"Other {i}."]) for i in range(1, 7)]
+    write_coco(tmp_path / "coco", entries)
+    config = tiny_config(tmp_path, {"training": {"steps": 1}}, shard_size=2)
+    pipeline_flow(config)
+    store = config.store.open()
+    clean = snapshot(tmp_path / "store")
+    units, shards = current_version(store, "coco", IMAGE_UNITS), current_version(store, "coco", TRAINING_SHARDS)
+    assert units is not None and shards is not None
+    unit_shard, tar_shard = sorted(units.committed())[0], sorted(shards.committed())[-1]
+    _flip(_shard_file(units, unit_shard, ""), 100)  # a Zarr chunk (the largest file of the shard)
+    _flip(_shard_file(shards, tar_shard, ".tar.xz"), 200)  # a WebDataset tar
+    # A second image shard loses its marker's integrity: the JSON itself is damaged.
+    marker = Path(store.path(units.marker_key(sorted(units.committed())[1])))
+    second = sorted(units.committed())[1]
+    marker.write_text(marker.read_text()[:-20])
+
+    with pytest.raises(CorruptShardError, match=f"{unit_shard}.*sha256 does not match"):
+        read_units(units, unit_shard)
+    with pytest.raises(CorruptShardError, match=f"{tar_shard}.*sha256 does not match"):
+        list(iter_webdataset(shards, tar_shard))
+
+    config_file = tmp_path / "pipeline.yaml"
+    missing = CliRunner().invoke(app, ["verify", "--config", str(config_file)])
+    assert missing.exit_code == 2 and "error" in missing.output  # no such config yet: a clear error
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    verified = CliRunner().invoke(app, ["verify", "--config", str(config_file)], terminal_width=250)
+    assert verified.exit_code == 1, verified.output
+    assert "3 damaged shard(s)" in verified.output
+    for shard in (unit_shard, tar_shard, second):
+        assert shard in verified.output
+    assert "tokenize-images" in verified.output and "build-training-shards" in verified.output
+
+    (image_result,) = tokenize_images_flow(config)
+    (training_result,) = build_training_shards_flow(config)
+    assert (image_result.shards_built, training_result.shards_built) == (2, 1)  # exactly the damaged ones
+    assert image_result.shards_skipped == len(units.committed()) - 2
+    again = CliRunner().invoke(app, ["verify", "--config", str(config_file)])
+    assert again.exit_code == 0 and "no damaged shard" in again.output, again.output
+    assert read_units(units, unit_shard)[1].shape[1:] == (32, 32)
+    after = snapshot(tmp_path / "store")
+    # Everything is back to the undamaged bytes (reports and evaluation outputs aside: made by other flows).
+    assert [k for k in differences(clean, after) if not k.startswith("reports/")] == []
