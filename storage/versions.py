@@ -83,6 +83,10 @@ class StoreVersion:
         check_format_version(document.get("format_version"), self.store.url_of(key))
         return document
 
+    def lock_key(self, shard_id: str) -> str:
+        """Store key of the lock a run holds while it checks and builds a shard (``storage/locks.py``)."""
+        return f"{self.prefix}/locks/{shard_id}.lock"
+
     def damaged_key(self, shard_id: str) -> str:
         """Store key of the flag ``im2sp verify`` leaves on a shard whose files fail their checksums."""
         return f"{self.prefix}/damaged/{shard_id}.json"

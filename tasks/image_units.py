@@ -15,7 +15,7 @@ from storage.kinds import IMAGE_UNITS
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
-from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.jobs import ShardJob, ShardOutcome, claimed, read_verified
 from tasks.models import TokenizerRef, tokenizer_for
 from tasks.prefetch import loaded_batches
 
@@ -44,25 +44,25 @@ def tokenize_shard(
 ) -> ShardOutcome:
     """Tokenize one shard unless it is already committed for the same inputs; commit it with its rejects."""
     version = StoreVersion(store, job.dataset, IMAGE_UNITS, version_id)
-    skipped = already_committed(version, job)
-    if skipped is not None:
-        return skipped
-    tokenizer = tokenizer_for(ref)
-    with (
-        ZarrUnitsWriter(
-            version,
-            job.shard_id,
-            input_fingerprint=job.input_fingerprint,
-            model_fingerprint=tokenizer.fingerprint,
-            codec=codec,
-        ) as writer,
-        ThreadPoolExecutor(max_workers=io_workers) as pool,
-    ):
-        for batch in loaded_batches(pool, lambda item: _load(root, item), job.items, batch_size, writer.reject):
-            units = tokenizer.encode(np.stack([image for _, image in batch]))
-            for (key, _), grid in zip(batch, units, strict=True):
-                writer.write(key, {"units": grid})
-    return ShardOutcome.of(version, job, built=True)
+    with claimed(version, job) as skipped:
+        if skipped is not None:
+            return skipped
+        tokenizer = tokenizer_for(ref)
+        with (
+            ZarrUnitsWriter(
+                version,
+                job.shard_id,
+                input_fingerprint=job.input_fingerprint,
+                model_fingerprint=tokenizer.fingerprint,
+                codec=codec,
+            ) as writer,
+            ThreadPoolExecutor(max_workers=io_workers) as pool,
+        ):
+            for batch in loaded_batches(pool, lambda item: _load(root, item), job.items, batch_size, writer.reject):
+                units = tokenizer.encode(np.stack([image for _, image in batch]))
+                for (key, _), grid in zip(batch, units, strict=True):
+                    writer.write(key, {"units": grid})
+        return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="tokenize-shard", task_run_name="tokenize-{job.dataset}-{job.shard_id}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.locks import shard_lock
 from storage.versions import StoreVersion
 
 
@@ -35,6 +38,16 @@ class ShardOutcome:
         """The outcome recorded by a shard's commit marker."""
         marker = version.require_marker(job.shard_id)
         return cls(job.dataset, job.shard_id, built, marker.stored, len(marker.rejected), marker.stored_bytes)
+
+
+@contextlib.contextmanager
+def claimed(version: StoreVersion, job: ShardJob) -> Iterator[ShardOutcome | None]:
+    """Hold the shard's lock while it is checked and built; yield the skipped outcome if it is committed.
+
+    A second run reaching a shard that the first is building waits here, then skips it (``storage/locks.py``).
+    """
+    with shard_lock(version.store, version.lock_key(job.shard_id)):
+        yield already_committed(version, job)
 
 
 def already_committed(version: StoreVersion, job: ShardJob) -> ShardOutcome | None:

@@ -23,7 +23,7 @@ from storage.kinds import SPEECH_FEATURES
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
-from tasks.jobs import ShardJob, ShardOutcome, already_committed, read_verified
+from tasks.jobs import ShardJob, ShardOutcome, claimed, read_verified
 from tasks.models import ExtractorRef, extractor_for
 from tasks.prefetch import loaded_batches
 
@@ -73,33 +73,33 @@ def extract_shard(
 ) -> ShardOutcome:
     """Extract one shard unless it is committed for the same inputs; commit it with its rejects."""
     version = StoreVersion(store, job.dataset, SPEECH_FEATURES, version_id)
-    skipped = already_committed(version, job)
-    if skipped is not None:
-        return skipped
-    extractor = extractor_for(ref)
-    frames: dict[str, int] = {}
-    with (
-        ZarrRaggedWriter(
-            version,
-            job.shard_id,
-            input_fingerprint=job.input_fingerprint,
-            model_fingerprint=extractor.fingerprint,
-            row_shape=(extractor.dim,),
-            dtype="float16",
-            extra={"keep": keep, "fraction": fraction if keep == "sample" else 1.0, "frames": frames},
-        ) as writer,
-        ThreadPoolExecutor(max_workers=io_workers) as pool,
-    ):
-        load = partial(load_item, root, min_samples=extractor.min_samples)
-        for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
-            computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
-            for (key, _), features in zip(batch, computed, strict=True):
-                total = len(features)
-                if keep == "sample":
-                    features = features[sampled_frames(key, total, fraction, seed)]
-                if writer.write(key, {"values": features}):
-                    frames[key] = total
-    return ShardOutcome.of(version, job, built=True)
+    with claimed(version, job) as skipped:
+        if skipped is not None:
+            return skipped
+        extractor = extractor_for(ref)
+        frames: dict[str, int] = {}
+        with (
+            ZarrRaggedWriter(
+                version,
+                job.shard_id,
+                input_fingerprint=job.input_fingerprint,
+                model_fingerprint=extractor.fingerprint,
+                row_shape=(extractor.dim,),
+                dtype="float16",
+                extra={"keep": keep, "fraction": fraction if keep == "sample" else 1.0, "frames": frames},
+            ) as writer,
+            ThreadPoolExecutor(max_workers=io_workers) as pool,
+        ):
+            load = partial(load_item, root, min_samples=extractor.min_samples)
+            for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
+                computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
+                for (key, _), features in zip(batch, computed, strict=True):
+                    total = len(features)
+                    if keep == "sample":
+                        features = features[sampled_frames(key, total, fraction, seed)]
+                    if writer.write(key, {"values": features}):
+                        frames[key] = total
+        return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="extract-features-shard", task_run_name="features-{job.dataset}-{job.shard_id}")

@@ -23,7 +23,7 @@ from storage.speech_units_writer import read_speech_units
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.webdataset_writer import WebDatasetWriter
-from tasks.jobs import ShardJob, ShardOutcome, already_committed
+from tasks.jobs import ShardJob, ShardOutcome, claimed
 
 #: xz over gzip: 18 % smaller on the sample data (it models repeats and tar headers across the whole shard).
 TRAINING_COMPRESSION = "xz"
@@ -58,54 +58,54 @@ def _image_rejections(version: StoreVersion, shard_id: str) -> dict[str, str]:
 def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: TrainingSources) -> ShardOutcome:
     """Write one compressed WebDataset shard of utterances unless it is committed for the same inputs."""
     version = StoreVersion(store, job.dataset, TRAINING_SHARDS, version_id)
-    skipped = already_committed(version, job)
-    if skipped is not None:
-        return skipped
-    manifests = StoreVersion(store, job.dataset, MANIFESTS, sources.manifests)
-    utterances = ok_rows(manifests, "utterances", ["image_id", "split", "text"])
-    image_shards = {key: row["shard"] for key, row in ok_rows(manifests, "images", ["shard"]).items()}
-    speech = StoreVersion(store, job.dataset, SPEECH_UNITS, sources.speech_units)
-    speech_marker = speech.require_marker(job.shard_id)
-    units = read_speech_units(speech, job.shard_id)
-    speech_rejected = {r.key: r.reason for r in speech_marker.rejected}
-    images = StoreVersion(store, job.dataset, IMAGE_UNITS, sources.image_units)
-    loaded: dict[str, tuple[dict[str, int], np.ndarray, dict[str, str]]] = {}
-    sidecar = {"dataset": job.dataset, "shard": job.shard_id, **vars(sources)}
-    keys = sorted((key for key, _, _ in job.items), key=lambda k: (str(utterances.get(k, {}).get("image_id")), k))
-    with WebDatasetWriter(
-        version,
-        job.shard_id,
-        input_fingerprint=job.input_fingerprint,
-        model_fingerprint=f"{sources.image_codebook}+{sources.speech_codebook}",
-        compression=TRAINING_COMPRESSION,
-        sidecar=sidecar,
-    ) as writer:
-        for key in keys:
-            row = utterances.get(key)
-            if key not in units:
-                reason = speech_rejected.get(key, "not in the speech-units shard")
-                writer.reject(key, f"no speech units: {reason}")
-                continue
-            if row is None:
-                writer.reject(key, "not an ok utterance in the manifests")
-                continue
-            image_id = str(row["image_id"])
-            shard = image_shards.get(image_id)
-            if shard is None:
-                writer.reject(key, f"image {image_id} is not an ok image in the manifests")
-                continue
-            if shard not in loaded:
-                stored_keys, grid = read_units(images, shard) if images.marker(shard) else ([], np.zeros(0))
-                loaded[shard] = ({k: i for i, k in enumerate(stored_keys)}, grid, _image_rejections(images, shard))
-            rows, grid, image_rejected = loaded[shard]
-            if image_id not in rows:
-                reason = image_rejected.get(image_id, f"not in image-units shard {shard}")
-                writer.reject(key, f"no image units for image {image_id}: {reason}")
-                continue
-            full, _, _ = units[key]
-            text = str(row["text"] or "")
-            writer.write(key, training_sample(grid[rows[image_id]], full, text, image_id, row["split"]))
-    return ShardOutcome.of(version, job, built=True)
+    with claimed(version, job) as skipped:
+        if skipped is not None:
+            return skipped
+        manifests = StoreVersion(store, job.dataset, MANIFESTS, sources.manifests)
+        utterances = ok_rows(manifests, "utterances", ["image_id", "split", "text"])
+        image_shards = {key: row["shard"] for key, row in ok_rows(manifests, "images", ["shard"]).items()}
+        speech = StoreVersion(store, job.dataset, SPEECH_UNITS, sources.speech_units)
+        speech_marker = speech.require_marker(job.shard_id)
+        units = read_speech_units(speech, job.shard_id)
+        speech_rejected = {r.key: r.reason for r in speech_marker.rejected}
+        images = StoreVersion(store, job.dataset, IMAGE_UNITS, sources.image_units)
+        loaded: dict[str, tuple[dict[str, int], np.ndarray, dict[str, str]]] = {}
+        sidecar = {"dataset": job.dataset, "shard": job.shard_id, **vars(sources)}
+        keys = sorted((key for key, _, _ in job.items), key=lambda k: (str(utterances.get(k, {}).get("image_id")), k))
+        with WebDatasetWriter(
+            version,
+            job.shard_id,
+            input_fingerprint=job.input_fingerprint,
+            model_fingerprint=f"{sources.image_codebook}+{sources.speech_codebook}",
+            compression=TRAINING_COMPRESSION,
+            sidecar=sidecar,
+        ) as writer:
+            for key in keys:
+                row = utterances.get(key)
+                if key not in units:
+                    reason = speech_rejected.get(key, "not in the speech-units shard")
+                    writer.reject(key, f"no speech units: {reason}")
+                    continue
+                if row is None:
+                    writer.reject(key, "not an ok utterance in the manifests")
+                    continue
+                image_id = str(row["image_id"])
+                shard = image_shards.get(image_id)
+                if shard is None:
+                    writer.reject(key, f"image {image_id} is not an ok image in the manifests")
+                    continue
+                if shard not in loaded:
+                    stored_keys, grid = read_units(images, shard) if images.marker(shard) else ([], np.zeros(0))
+                    loaded[shard] = ({k: i for i, k in enumerate(stored_keys)}, grid, _image_rejections(images, shard))
+                rows, grid, image_rejected = loaded[shard]
+                if image_id not in rows:
+                    reason = image_rejected.get(image_id, f"not in image-units shard {shard}")
+                    writer.reject(key, f"no image units for image {image_id}: {reason}")
+                    continue
+                full, _, _ = units[key]
+                text = str(row["text"] or "")
+                writer.write(key, training_sample(grid[rows[image_id]], full, text, image_id, row["split"]))
+        return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="training-shard", task_run_name="training-{job.dataset}-{job.shard_id}")

@@ -66,10 +66,27 @@ def test_unreadable_json_names_file_and_line(tmp_path: Path) -> None:
         list_source("coco", spec)
 
 
-def test_missing_karpathy_keys_are_named(tmp_path: Path) -> None:
+def test_malformed_karpathy_entries_are_rejected_by_name(tmp_path: Path) -> None:
     (tmp_path / "karpathy").mkdir()
-    (tmp_path / "karpathy/dataset_coco.json").write_text('{"images": [{"filename": "a.jpg"}]}')
-    with pytest.raises(SourceFormatError, match=r"images\[0\]: missing key\(s\) \['split'\]"):
+    entries = [{"filename": "a.jpg"}, {"filename": "b.jpg", "split": "holdout"}, {"split": "train"}, 7]
+    (tmp_path / "karpathy/dataset_coco.json").write_text(json.dumps({"images": entries}))
+    listing = list_source("coco", CocoSpec(root=tmp_path))
+    assert [(i.status, i.reason) for i in listing.images] == [
+        ("rejected", "malformed entry: dataset_coco.json: images[0] is missing key(s) ['split']"),
+        (
+            "rejected",
+            "unknown split 'holdout' in dataset_coco.json: images[1] (expected one of train, restval, val, test)",
+        ),
+        ("rejected", "malformed entry: dataset_coco.json: images[2] has no file name"),
+        ("rejected", "malformed entry: dataset_coco.json: images[3] has no file name"),
+    ]
+
+
+def test_oversized_annotation_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    (tmp_path / "karpathy").mkdir()
+    with (tmp_path / "karpathy/dataset_coco.json").open("wb") as stream:
+        stream.truncate(1 << 30)  # a sparse 1 GiB file: no disk used, never read
+    with pytest.raises(SourceFormatError, match="annotation file too large"):
         list_source("coco", CocoSpec(root=tmp_path))
 
 

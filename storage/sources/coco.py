@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storage.sources.files import clean_text, load_json, require_keys, under
 from storage.sources.karpathy import read_karpathy
-from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
+from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
 from storage.sources.spec import CocoSpec
 
 _COCO_FOLDERS = ("train2014", "val2014")
@@ -31,7 +31,10 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
     karpathy = read_karpathy(root / spec.karpathy)
     by_file: dict[str, str] = {}
     for entry in karpathy:
-        listing.images.append(ImageRecord(id=entry.image_id, split=entry.split, path=under(spec.images, entry.relpath)))
+        image = ImageRecord(id=entry.image_id, split=entry.split, path=under(spec.images, entry.relpath))
+        if entry.problem:
+            reject(image, entry.problem)
+        listing.images.append(image)
         by_file[entry.relpath] = entry.image_id
     annotations = root / spec.annotations if spec.annotations else None
     if annotations is not None and annotations.is_dir():
@@ -76,16 +79,20 @@ def _spoken_coco(path: Path, speech_dir: str, by_file: dict[str, str]) -> list[U
     for index, raw in enumerate(document["data"]):
         entry = require_keys(raw, ("image", "captions"), f"{path}: data[{index}]")
         image_id = by_file.get(str(entry["image"]), f"file:{entry['image']}")
-        for n, caption in enumerate(entry["captions"]):
-            item = require_keys(caption, ("uttid", "wav", "text"), f"{path}: data[{index}].captions[{n}]")
-            utterances.append(
-                UtteranceRecord(
-                    id=str(item["uttid"]),
-                    image_id=image_id,
-                    split="",
-                    path=under(speech_dir, str(item["wav"])),
-                    text=clean_text(item["text"]),
-                    speaker=str(item.get("speaker", "")),
-                )
+        for n, item in enumerate(entry["captions"]):
+            where = f"{path.name}: data[{index}].captions[{n}]"
+            if not isinstance(item, dict):
+                item = {}
+            missing = [k for k in ("uttid", "wav", "text") if k not in item]
+            record = UtteranceRecord(
+                id=str(item.get("uttid", where)),
+                image_id=image_id,
+                split="",
+                path=under(speech_dir, str(item.get("wav", ""))),
+                text=clean_text(item.get("text", "")),
+                speaker=str(item.get("speaker", "")),
             )
+            if missing:  # listed, and rejected with the reason: one bad entry never fails the dataset
+                reject(record, f"malformed entry: {where} is missing key(s) {missing}")
+            utterances.append(record)
     return utterances

@@ -10,17 +10,39 @@ from typing import Any
 
 from storage.errors import SourceFormatError
 
+#: Largest annotation file read (bytes): the real ones are ≤ 200 MB; a larger one is refused, not loaded.
+MAX_ANNOTATION_BYTES = 1 << 29
+#: Longest caption kept (characters): COCO's longest are ~250; anything far longer is damage or abuse.
+MAX_CAPTION_CHARS = 2000
+#: Stands in for a caption value that is not a string (``null``, a number); ``SourceListing.link`` rejects it.
+NOT_TEXT = "\x00not-text:"
 
-def load_json(path: Path) -> Any:
-    """Parse a JSON annotation file.
 
-    Raises:
-        SourceFormatError: If the file is missing or not valid JSON (the message gives file, line, column).
-    """
+def _read_capped(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_ANNOTATION_BYTES:
+            raise SourceFormatError(
+                f"{path}: annotation file too large ({size:,} bytes, limit {MAX_ANNOTATION_BYTES:,}); "
+                "not loaded, so it cannot exhaust memory"
+            )
+        return path.read_bytes()
     except FileNotFoundError as error:
         raise SourceFormatError(f"{path}: file not found; check the dataset paths in the config") from error
+    except (OSError, ValueError) as error:
+        raise SourceFormatError(f"{path}: unreadable ({error})") from error
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON annotation file (at most ``MAX_ANNOTATION_BYTES``).
+
+    Raises:
+        SourceFormatError: If the file is missing, too large or not valid JSON (the message gives file, line,
+            column).
+    """
+    data = _read_capped(path)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise SourceFormatError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     try:
@@ -29,20 +51,20 @@ def load_json(path: Path) -> Any:
         raise SourceFormatError(
             f"{path}:{error.lineno}:{error.colno}: invalid JSON ({error.msg}); the file is damaged or truncated"
         ) from error
+    except RecursionError as error:
+        raise SourceFormatError(f"{path}: JSON nested too deeply to be an annotation file") from error
 
 
 def read_lines(path: Path) -> list[str]:
-    """Read a text annotation file as lines without their line ends.
+    """Read a text annotation file (at most ``MAX_ANNOTATION_BYTES``) as lines without their line ends.
+
+    A line that is not UTF-8 is decoded with U+FFFD in place of the bad bytes, so only that line's record is
+    rejected (:func:`text_problem`), not the whole file.
 
     Raises:
-        SourceFormatError: If the file is missing or not UTF-8.
+        SourceFormatError: If the file is missing or too large.
     """
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as error:
-        raise SourceFormatError(f"{path}: file not found; check the dataset paths in the config") from error
-    except UnicodeDecodeError as error:
-        raise SourceFormatError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+    return [line.decode("utf-8", errors="replace") for line in _read_capped(path).splitlines()]
 
 
 def require_keys(value: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
@@ -56,8 +78,30 @@ def require_keys(value: Any, keys: tuple[str, ...], where: str) -> dict[str, Any
 
 
 def clean_text(text: object) -> str:
-    """Normalise a caption: NFC Unicode, surrounding whitespace removed (non-ASCII is kept)."""
-    return unicodedata.normalize("NFC", str(text)).strip()
+    """Normalise a caption: NFC Unicode, surrounding whitespace removed (non-ASCII is kept).
+
+    A value that is not a string (``null``, a number) becomes a ``NOT_TEXT`` marker that
+    :func:`text_problem` turns into a rejection, rather than the caption "None" or "42".
+    """
+    if not isinstance(text, str):
+        return f"{NOT_TEXT}{type(text).__name__}"
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def text_problem(text: str) -> str | None:
+    """Why a cleaned caption cannot be kept, or None."""
+    if text.startswith(NOT_TEXT):
+        return f"caption is not text: the annotation holds a {text.removeprefix(NOT_TEXT)}, not a string"
+    if not text.strip():
+        return "empty caption: the caption text is blank"
+    if "\ufffd" in text:
+        return "caption is not valid UTF-8 (bytes replaced by U+FFFD)"
+    if len(text) > MAX_CAPTION_CHARS:
+        return f"caption too long: {len(text):,} characters (limit {MAX_CAPTION_CHARS:,})"
+    controls = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"})
+    if controls:
+        return f"caption has control characters ({', '.join(controls[:5])})"
+    return None
 
 
 def under(folder: str, listed: str) -> str:
@@ -73,13 +117,18 @@ def unsafe_path_reason(root: Path, relpath: str) -> str | None:
     Absolute paths, ``..`` components and symlinks that resolve outside the root are refused, so an
     annotation file can never make the pipeline read (and store) files it was not pointed at.
     """
+    if "\x00" in relpath:
+        return f"unsafe path: {relpath!r} contains a NUL byte"
     pure = PurePosixPath(relpath.replace("\\", "/"))
     if not relpath or pure.is_absolute() or relpath.startswith("~") or (len(relpath) > 1 and relpath[1] == ":"):
         return f"unsafe path: {relpath!r} is absolute or empty; listed paths must be relative to the dataset root"
     if ".." in pure.parts:
         return f"unsafe path: {relpath!r} leaves the dataset root ('..')"
-    real_root = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(root / pure))
+    try:
+        real_root = Path(os.path.realpath(root))
+        real = Path(os.path.realpath(root / pure))
+    except (OSError, ValueError) as error:
+        return f"unsafe path: {relpath!r} cannot be resolved ({error})"
     if real != real_root and real_root not in real.parents:
         return f"unsafe path: {relpath!r} resolves outside the dataset root (symlink to {real})"
     return None

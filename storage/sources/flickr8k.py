@@ -32,16 +32,24 @@ def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
     root = spec.root
     images_dir = spec.images or next((d for d in _IMAGE_DIRS if (root / d).is_dir()), _IMAGE_DIRS[0])
     listing = SourceListing(dataset=name, media_dirs=[images_dir])
+    listed: list[tuple[str, str, str]] = []  # (file name, split, problem)
     if spec.karpathy:
         listing.inputs.append(spec.karpathy)
-        splits = {Path(e.relpath).name: e.split for e in read_karpathy(root / spec.karpathy)}
+        listed = [(Path(e.relpath).name, e.split, e.problem) for e in read_karpathy(root / spec.karpathy)]
     else:
-        splits = {}
         for split, filename in _SPLIT_FILES.items():
             listing.inputs.append(f"{spec.text}/{filename}")
-            splits.update({line.strip(): split for line in read_lines(root / spec.text / filename) if line.strip()})
-    for filename, split in splits.items():
-        listing.images.append(ImageRecord(id=Path(filename).stem, split=split, path=under(images_dir, filename)))
+            listed += [(line.strip(), split, "") for line in read_lines(root / spec.text / filename) if line.strip()]
+    splits: dict[str, set[str]] = {}
+    for filename, split, _ in listed:
+        splits.setdefault(filename, set()).add(split)
+    for filename, split, problem in listed:
+        image = ImageRecord(id=Path(filename).stem, split=split, path=under(images_dir, filename))
+        if problem:
+            reject(image, problem)
+        elif len(splits[filename]) > 1:  # train/test leakage: never guess which split wins
+            reject(image, f"image in several splits: {filename!r} is listed in {', '.join(sorted(splits[filename]))}")
+        listing.images.append(image)
     if spec.captions_csv:
         listing.inputs.append(spec.captions_csv)
         listing.captions.extend(_kaggle_captions(root / spec.captions_csv))

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from storage.sources.files import NOT_TEXT, text_problem
+
 OK = "ok"
 REJECTED = "rejected"
 
@@ -109,5 +111,8 @@ class SourceListing:
                 reject(item, f"caption key without an image: no listed image {item.image_id!r}")
             elif not item.split:
                 item.split = splits[item.image_id]
-            if not item.text.strip():
-                reject(item, "empty caption: the caption text is blank")
+            problem = text_problem(item.text)
+            if problem:
+                reject(item, problem)
+                if item.text.startswith(NOT_TEXT):
+                    item.text = ""
