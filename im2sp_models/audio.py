@@ -7,6 +7,7 @@ audio shorter than the feature extractor's receptive field. Silence is kept: it 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,6 +18,8 @@ from im2sp_models.errors import ItemRejected
 SAMPLE_RATE = 16_000
 #: Fairseq's feature dumping cuts long audio into chunks of this many seconds.
 CHUNK_SECONDS = 100.0
+#: soundfile names the in-memory buffer by its repr, memory address included: no file, and new on every run.
+_OBJECT_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
 
 
 def load_audio(data: bytes, *, min_samples: int) -> np.ndarray:
@@ -34,7 +37,7 @@ def load_audio(data: bytes, *, min_samples: int) -> np.ndarray:
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise ItemRejected(f"unreadable audio: {error}") from error
+        raise ItemRejected(f"unreadable audio: {_OBJECT_REPR.sub('the file', str(error))}") from error
     if samples.size == 0:
         raise ItemRejected("empty audio: 0 samples")
     if not np.isfinite(samples).all():

@@ -9,6 +9,7 @@ A header declaring more than ``max_pixels`` is refused before any pixel is decod
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -63,7 +64,8 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_P
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ItemRejected(f"image too large: {error}") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise ItemRejected(f"undecodable image: {error}") from error
+        message = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the file", str(error))  # no object reprs: stable reasons
+        raise ItemRejected(f"undecodable image: {message}") from error
     resized = rgb.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
 

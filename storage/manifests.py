@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from storage.format import FORMAT_VERSION
 from storage.hashing import fingerprint, fingerprint_rows, sha256_file
 from storage.kinds import MANIFESTS
+from storage.locks import shard_lock
 from storage.parquet_writer import ParquetTablesWriter
 from storage.probe import probe_all, probe_image, probe_utterance
 from storage.progress import sink
@@ -107,15 +108,16 @@ def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> s
     """Hash what a manifest is built from, cheaply: annotation file hashes + stat of each listed file."""
 
     def stat(relpath: str) -> tuple[str, int, int]:
+        # ValueError: a NUL byte in a listed path; that item is rejected by the probe, the build goes on
         try:
             info = (root / relpath).stat()
-        except OSError:
+        except (OSError, ValueError):
             return (relpath, -1, -1)
         return (relpath, info.st_size, info.st_mtime_ns)
 
     paths = [r.path for r in listing.images] + [r.path for r in listing.utterances]
     media = fingerprint_rows(stat(path) for path in paths)
-    inputs = {name: sha256_file(root / name) for name in listing.inputs if (root / name).is_file()}
+    inputs = {name: sha256_file(root / name) for name in listing.inputs if _is_file(root / name)}
     return fingerprint(
         {
             "format": FORMAT_VERSION,
@@ -125,6 +127,14 @@ def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> s
             "root": str(root.resolve()),
         }
     )
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that says False, not raises, for a name too long or holding a NUL byte."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def build_manifests(
@@ -144,7 +154,19 @@ def build_manifests(
     """
     listing = list_source(name, spec)
     version = StoreVersion(store, name, KIND, source_fingerprint(listing, spec.root, shard_size))
-    current = current_version(store, name, KIND)
+    with shard_lock(store, version.lock_key(SHARD)):  # a concurrent run waits, then finds them built
+        return _build_locked(name, spec, listing, version, shard_size, workers)
+
+
+def _build_locked(
+    name: str,
+    spec: CocoSpec | Flickr8kSpec,
+    listing: SourceListing,
+    version: StoreVersion,
+    shard_size: int,
+    workers: int,
+) -> ManifestResult:
+    current = current_version(version.store, name, KIND)
     if current is not None and current.version == version.version and version.marker(SHARD) is not None:
         return _result(version, skipped=True)
     progress = sink()

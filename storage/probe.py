@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,18 +20,49 @@ from storage.sources.records import OK, ImageRecord, UtteranceRecord, reject
 T = TypeVar("T", ImageRecord, UtteranceRecord)
 
 
+#: ``repr`` of an object with its memory address (``<_io.BytesIO object at 0x7f…>``), as PIL and soundfile put
+#: in their messages: it names no file and differs on every run, so manifests would too.
+_OBJECT_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _message(error: BaseException, relpath: str) -> str:
+    """A decoder's error message with object reprs replaced by the listed path: stable across runs."""
+    text = _OBJECT_REPR.sub(repr(relpath), str(error)).strip()
+    return text or type(error).__name__
+
+
+def _not_readable(path: Path, relpath: str) -> str | None:
+    """Why the listed path cannot be read as a regular file, or None when it can."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"missing file: {relpath}"
+    except OSError as error:  # a name too long, a symlink loop, no permission
+        return f"unreadable path: {relpath!r}: {(error.strerror or type(error).__name__).lower()}"
+    except ValueError as error:  # a NUL byte, should the path checks ever let one through
+        return f"unreadable path: {relpath!r}: {error}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"not a file: {relpath} is a directory"
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+        return f"not a file: {relpath} is not a regular file"
+    return None
+
+
 def _read(root: Path, record: ImageRecord | UtteranceRecord) -> bytes | None:
-    reason = unsafe_path_reason(root, record.path)
+    reason = unsafe_path_reason(root, record.path) or _not_readable(root / record.path, record.path)
     if reason:
         reject(record, reason)
         return None
-    path = root / record.path
-    if not path.is_file():
-        reject(record, f"missing file: {record.path}")
+    try:
+        data = (root / record.path).read_bytes()
+    except OSError as error:
+        reject(record, f"unreadable file: {record.path}: {(error.strerror or type(error).__name__).lower()}")
         return None
-    data = path.read_bytes()
     record.bytes = len(data)
     record.sha256 = hashlib.sha256(data).hexdigest()
+    if not data:  # said here, not left to the decoders' "cannot identify" / "Format not recognised"
+        reject(record, f"empty file: {record.path} has 0 bytes")
+        return None
     return data
 
 
@@ -43,7 +76,7 @@ def probe_image(root: Path, record: ImageRecord) -> None:
             image.load()  # a full decode: a truncated JPEG only fails here
             record.width, record.height = image.size
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
-        reject(record, f"undecodable image: {error}")
+        reject(record, f"undecodable image: {_message(error, record.path)}")
 
 
 def probe_utterance(root: Path, record: UtteranceRecord) -> None:
@@ -54,7 +87,7 @@ def probe_utterance(root: Path, record: UtteranceRecord) -> None:
     try:
         info = soundfile.info(io.BytesIO(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        reject(record, f"unreadable audio: {error}")
+        reject(record, f"unreadable audio: {_message(error, record.path)}")
         return
     record.sample_rate = int(info.samplerate)
     record.duration = float(info.frames) / float(info.samplerate) if info.samplerate else 0.0

@@ -23,7 +23,7 @@ from storage.reader import iter_ragged
 from storage.speech_units_writer import SpeechUnitsWriter
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.jobs import ShardJob, ShardOutcome, already_committed
+from tasks.jobs import ShardJob, ShardOutcome, claimed
 from tasks.models import ExtractorRef, extractor_for
 from tasks.prefetch import loaded_batches
 from tasks.speech_features import features_of, load_item
@@ -66,6 +66,26 @@ def assign(index: Any, features: np.ndarray) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
+def non_finite_reason(features: np.ndarray) -> str | None:
+    """Why features cannot be assigned (faiss gives -1 for NaN/Inf), or None when they can.
+
+    Checked as float16, the dtype extract-speech-features stores, and worded as its rejection: with
+    ``keep: sample`` the features are recomputed here, and must be refused exactly where they were there
+    (finite float32 frames from absurdly loud audio overflow float16).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = bool(np.isfinite(np.asarray(features).astype(np.float16)).all())
+    return None if finite else "values contain NaN or Inf (as float16)"
+
+
+def _write_units(writer: SpeechUnitsWriter, index: Any, key: str, features: np.ndarray) -> None:
+    reason = non_finite_reason(features)
+    if reason is not None:
+        writer.reject(key, reason)
+    else:
+        writer.write(key, {"units": assign(index, features)})
+
+
 def unitize_shard(
     store: Store,
     root: Path,
@@ -80,35 +100,35 @@ def unitize_shard(
 ) -> ShardOutcome:
     """Write one shard's units (full rate + deduplicated) unless it is committed for the same inputs."""
     version = StoreVersion(store, job.dataset, SPEECH_UNITS, version_id)
-    skipped = already_committed(version, job)
-    if skipped is not None:
-        return skipped
-    index = assigner(store, codebook_id)
-    with SpeechUnitsWriter(
-        version,
-        job.shard_id,
-        input_fingerprint=job.input_fingerprint,
-        model_fingerprint=codebook_id,
-        codebook_size=clusters,
-    ) as writer:
-        if source.keep == "all":
-            features = StoreVersion(store, job.dataset, SPEECH_FEATURES, source.features_version)
-            upstream = features.require_marker(job.shard_id)
-            if upstream.input_fingerprint != job.input_fingerprint:
-                raise Im2SpError(f"{features.url}: shard {job.shard_id} is stale; rerun extract-speech-features")
-            for key, values in iter_ragged(features, job.shard_id):
-                writer.write(key, {"units": assign(index, values)})
-            for rejection in upstream.rejected:
-                writer.reject(rejection.key, rejection.reason)
-        else:
-            extractor = extractor_for(source.extractor)
-            load = partial(load_item, root, min_samples=extractor.min_samples)
-            with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
-                    computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
-                    for (key, _), values in zip(batch, computed, strict=True):
-                        writer.write(key, {"units": assign(index, values)})
-    return ShardOutcome.of(version, job, built=True)
+    with claimed(version, job) as skipped:
+        if skipped is not None:
+            return skipped
+        index = assigner(store, codebook_id)
+        with SpeechUnitsWriter(
+            version,
+            job.shard_id,
+            input_fingerprint=job.input_fingerprint,
+            model_fingerprint=codebook_id,
+            codebook_size=clusters,
+        ) as writer:
+            if source.keep == "all":
+                features = StoreVersion(store, job.dataset, SPEECH_FEATURES, source.features_version)
+                upstream = features.require_marker(job.shard_id)
+                if upstream.input_fingerprint != job.input_fingerprint:
+                    raise Im2SpError(f"{features.url}: shard {job.shard_id} is stale; rerun extract-speech-features")
+                for key, values in iter_ragged(features, job.shard_id):
+                    _write_units(writer, index, key, values)
+                for rejection in upstream.rejected:
+                    writer.reject(rejection.key, rejection.reason)
+            else:
+                extractor = extractor_for(source.extractor)
+                load = partial(load_item, root, min_samples=extractor.min_samples)
+                with ThreadPoolExecutor(max_workers=io_workers) as pool:
+                    for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
+                        computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
+                        for (key, _), values in zip(batch, computed, strict=True):
+                            _write_units(writer, index, key, values)
+        return ShardOutcome.of(version, job, built=True)
 
 
 @task(name="unitize-shard", task_run_name="units-{job.dataset}-{job.shard_id}")
