@@ -3,10 +3,10 @@
 Every per-shard flow opens :func:`shard_runner` around its shard tasks, so the choice holds wherever the flow
 runs: ``im2sp run``, a served deployment, or a subflow of the pipeline. With ``kind: dask`` and an
 ``address`` the tasks go to that cluster's workers (prefect-dask); without an address a ``LocalCluster`` of
-``workers`` processes (one thread each), or the ``cluster_class`` named (e.g. dask-kubernetes' ``KubeCluster``),
-lives for the flow. Model tasks that run on a GPU
-(``device: cuda``) carry the Dask resource annotation ``gpu_resources`` so the scheduler only gives them to
-workers started with that resource (``dask worker --resources GPU=1``).
+``workers`` processes (one thread each), or the ``cluster_class`` named (e.g. dask-kubernetes'
+``KubeCluster``), lives for the flow. Model tasks that run on a GPU (``device: cuda``) carry the Dask
+resource annotation ``gpu_resources`` so the scheduler only gives them to workers started with that resource
+(``dask worker --resources GPU=1``).
 """
 
 from __future__ import annotations

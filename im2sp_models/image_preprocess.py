@@ -64,7 +64,7 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_P
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ItemRejected(f"image too large: {error}") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        message = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the file", str(error))  # no object reprs: stable reasons
+        message = re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(error))  # no object reprs: stable reasons
         raise ItemRejected(f"undecodable image: {message}") from error
     resized = rgb.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0

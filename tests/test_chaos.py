@@ -6,7 +6,8 @@ kill point is a seeded random mutation number at which the process SIGKILLs itse
 fault injection). The rerun must leave the store identical, file for file, to the uninterrupted run's
 (timestamps in metadata aside): nothing lost, nothing duplicated, nothing half-written left behind.
 
-``make test`` tries ``IM2SP_CHAOS_POINTS`` (default 2) kill points per flow; ``make test-chaos`` tries 10.
+``make test`` tries ``IM2SP_CHAOS_POINTS`` (default 2) distinct kill points per flow; ``make test-chaos`` tries 10
+(every mutation of a flow that makes fewer).
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def test_killed_flow_resumes_to_the_uninterrupted_store(chain: Chain, flow: str)
     assert total > 0, f"{flow} made no store mutations"
     expected = snapshot(chain.after[flow])
     rng = np.random.default_rng([SEED, FLOWS.index(flow)])
-    points = sorted({int(p) for p in rng.integers(1, total + 1, size=POINTS)})
+    # Distinct points; a flow with fewer mutations than POINTS is killed at every one of them.
+    points = sorted(int(p) + 1 for p in rng.choice(total, size=min(POINTS, total), replace=False))
     for point in points:
         store = chain.root / f"kill-{flow}-{point}"
         shutil.copytree(chain.before[flow], store)
