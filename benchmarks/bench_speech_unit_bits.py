@@ -1,8 +1,11 @@
 """C4: speech units on disk, in bits per second of speech (target ≤ 256, i.e. ≤ 0.10 % of 16 kHz 16-bit PCM).
 
 Writes unit streams through the speech-units writer at several shard sizes and counts every byte of the
-version (runs, offsets, Zarr metadata, commit markers, version.json), split into payload (the chunk files)
-and fixed costs. Streams:
+version (runs, offsets, Zarr metadata, commit markers, version.json), split into payload (the chunk files),
+commit markers (which hold the keys) and the rest (Zarr metadata, version.json). Keys come in two shapes:
+``short`` (``utterance-0001234``) and ``spokencoco`` (SpokenCOCO's uttid shape,
+``<21-char speaker>-<30-char HIT id>_<image id>_<caption id>``, with a fresh random HIT id per utterance:
+the worst case for compression). Streams:
 
 - ``hubert-like``: 4-second utterances (SpokenCOCO's mean) at 50 frames/s, K = 200, unit frequencies Zipf-like
   with an order-0 entropy of about 7.2 bits and geometric run lengths of mean 1.9 frames (HuBERT-Base layer-6
@@ -52,20 +55,44 @@ def from_store(url: str, dataset: str) -> list[np.ndarray]:
     return [units for shard in version.committed() for units, _, _ in read_speech_units(version, shard).values()]
 
 
-def stored_bits_per_second(streams: list[np.ndarray], shard_size: int) -> tuple[float, float]:
-    """(all bytes, payload bytes) of a version holding ``streams`` in shards of ``shard_size``, as bit/s."""
+def short_keys(count: int) -> list[str]:
+    """Sequential keys: the best case for the markers' packed key lists."""
+    return [f"utterance-{i:07d}" for i in range(count)]
+
+
+def spokencoco_keys(count: int, seed: int = 0) -> list[str]:
+    """Keys in SpokenCOCO's uttid shape, sorted as the shard plan sorts them; one random HIT id each."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+    speakers = ["m" + "".join(rng.choice(alphabet, 20)).lower() for _ in range(2_350)]
+    keys: set[str] = set()
+    while len(keys) < count:
+        keys.add(
+            f"{speakers[rng.integers(len(speakers))]}-{''.join(rng.choice(alphabet, 30))}"
+            f"_{rng.integers(1, 581_930)}_{rng.integers(1, 830_000)}"
+        )
+    return sorted(keys)
+
+
+def stored_bits_per_second(streams: list[np.ndarray], keys: list[str], shard_size: int) -> dict[str, float]:
+    """Bit/s of a version holding ``streams`` in shards of ``shard_size``: all, payload, markers, other."""
     with tempfile.TemporaryDirectory() as tmp:
         version = StoreVersion(Store(tmp), "bench", SPEECH_UNITS, "v")
         version.ensure_created({"bench": True})
         for start in range(0, len(streams), shard_size):
             with SpeechUnitsWriter(version, f"train-{start:05d}", input_fingerprint="b", codebook_size=200) as w:
-                for offset, units in enumerate(streams[start : start + shard_size]):
-                    w.write(f"utterance-{start + offset:07d}", {"units": units})
-        files = [p for p in Path(tmp).rglob("*") if p.is_file()]
-        total = sum(p.stat().st_size for p in files)
-        payload = sum(p.stat().st_size for p in files if p.parent.name == "c")
+                members = slice(start, start + shard_size)
+                for key, units in zip(keys[members], streams[members], strict=True):
+                    w.write(key, {"units": units})
+        sizes = {p: p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()}
     seconds = sum(len(s) for s in streams) / FRAMES_PER_SECOND
-    return total * 8 / seconds, payload * 8 / seconds
+    parts = {
+        "all": sum(sizes.values()),
+        "payload": sum(size for p, size in sizes.items() if p.parent.name == "c"),
+        "markers": sum(size for p, size in sizes.items() if p.parent.name == "commits"),
+    }
+    parts["other"] = parts["all"] - parts["payload"] - parts["markers"]
+    return {name: size * 8 / seconds for name, size in parts.items()}
 
 
 def main() -> None:
@@ -87,14 +114,16 @@ def main() -> None:
             f"  {name}: {len(units)} utterances, {seconds:.0f} s, H0 {unit_entropy(flat):.2f} bit/frame, "
             f"{runs / len(flat):.2f} runs per frame"
         )
-        for shard_size in (16, 256, 1024):
-            if shard_size > 4 * len(units):
-                continue
-            total, payload = stored_bits_per_second(units, shard_size)
-            print(
-                f"    shards of {shard_size:5d}: {total:6.1f} bit/s ({total / 256_000:.3%} of PCM), "
-                f"payload {payload:6.1f} bit/s"
-            )
+        for key_shape, keys in (("short", short_keys(len(units))), ("spokencoco", spokencoco_keys(len(units)))):
+            for shard_size in (16, 256, 1024):
+                if shard_size > 4 * len(units):
+                    continue
+                bits = stored_bits_per_second(units, keys, shard_size)
+                print(
+                    f"    {key_shape:10s} keys, shards of {shard_size:5d}: {bits['all']:6.1f} bit/s "
+                    f"({bits['all'] / 256_000:.3%} of PCM) = payload {bits['payload']:6.1f} + markers "
+                    f"{bits['markers']:5.1f} + metadata {bits['other']:5.1f}"
+                )
 
 
 if __name__ == "__main__":

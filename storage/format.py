@@ -8,9 +8,9 @@ from importlib.metadata import PackageNotFoundError, version
 from storage.errors import UnsupportedFormatError
 
 #: Version of the on-disk layout described in docs/FORMAT.md. Bump it with every incompatible change.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Versions this code can read.
-KNOWN_FORMAT_VERSIONS = frozenset({1})
+KNOWN_FORMAT_VERSIONS = frozenset({1, 2})
 
 
 @cache

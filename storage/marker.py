@@ -2,12 +2,59 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from storage.errors import CorruptShardError
 from storage.format import FORMAT_VERSION, check_format_version, code_version
+
+#: How a packed key list is encoded: UTF-8 keys joined by ``\n``, zstd-compressed, then base64.
+KEYS_PACKING = "zstd+base64"
+_ZSTD_LEVEL = 19
+
+
+def pack_keys(keys: Sequence[str]) -> list[str] | dict[str, Any]:
+    """Return the on-disk form of a key list: the plain list, or a packed object when that is shorter.
+
+    Keys are a marker's largest field (a 1,024-utterance shard of SpokenCOCO ids is ~70 KB as a JSON list);
+    packed, runs of shared prefixes and digits cost a few bytes per key. Short lists stay readable.
+    """
+    from numcodecs import Zstd
+
+    plain = list(keys)
+    if any("\n" in key for key in plain):  # cannot be joined unambiguously; never produced by our sources
+        return plain
+    data = Zstd(level=_ZSTD_LEVEL).encode("\n".join(plain).encode("utf-8"))
+    packed = {"packing": KEYS_PACKING, "count": len(plain), "data": base64.b64encode(data).decode("ascii")}
+    return packed if len(json.dumps(packed)) < len(json.dumps(plain, ensure_ascii=False)) else plain
+
+
+def unpack_keys(value: object, where: str) -> tuple[str, ...]:
+    """Inverse of :func:`pack_keys`.
+
+    Raises:
+        CorruptShardError: If the value is neither a list of strings nor a packed object that decodes to
+            exactly ``count`` keys.
+    """
+    if isinstance(value, list) and all(isinstance(key, str) for key in value):
+        return tuple(value)
+    if not isinstance(value, dict) or value.get("packing") != KEYS_PACKING:
+        raise CorruptShardError(f"{where}: keys are neither a list of strings nor {KEYS_PACKING}-packed")
+    from numcodecs import Zstd
+
+    try:
+        text = bytes(Zstd().decode(base64.b64decode(value["data"], validate=True))).decode("utf-8")
+        count = int(value["count"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CorruptShardError(f"{where}: packed keys do not decode ({error})") from error
+    keys = tuple(text.split("\n")) if count else ()
+    if len(keys) != count:
+        raise CorruptShardError(f"{where}: packed keys hold {len(keys)} keys, not the {count} they declare")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -34,7 +81,8 @@ class CommitMarker:
         store_kind: Kind of store (``zarr-units``, ``zarr-ragged``, ``speech-units``, ``webdataset``,
             ``parquet-tables``, ``files``).
         shard_id: The pipeline shard this marker commits.
-        keys: Stored item keys, in storage order (row i of the shard's arrays is ``keys[i]``).
+        keys: Stored item keys, in storage order (row i of the shard's arrays is ``keys[i]``); on disk a
+            plain list or, when shorter, packed (:func:`pack_keys`).
         rejected: Items not stored, with reasons.
         files: Checksums of every file below the shard folder, by path relative to it.
         input_fingerprint: Hash of the shard's inputs (member ids and content hashes).
@@ -72,6 +120,7 @@ class CommitMarker:
     def to_json(self) -> dict[str, Any]:
         """Return the marker as the JSON document stored on disk."""
         document = asdict(self)
+        document["keys"] = pack_keys(self.keys)
         document["counts"] = {
             "input": self.input_count,
             "stored": self.stored,
@@ -96,7 +145,7 @@ class CommitMarker:
             marker = cls(
                 store_kind=document["store_kind"],
                 shard_id=document["shard_id"],
-                keys=tuple(document["keys"]),
+                keys=unpack_keys(document["keys"], where),
                 rejected=tuple(Rejection(**r) for r in document["rejected"]),
                 files={k: FileChecksum(**v) for k, v in document["files"].items()},
                 input_fingerprint=document["input_fingerprint"],

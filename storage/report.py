@@ -1,6 +1,6 @@
 """The storage report contract: one entry per (dataset, modality, representation), sizes measured on disk.
 
-``im2sp report storage --json`` prints ``{"format_version": 1, "entries": [...], "stale_versions": [...],
+``im2sp report storage --json`` prints ``{"format_version": 2, "entries": [...], "stale_versions": [...],
 "reclaimable_bytes": N}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
 files (from the current manifests), the image units and the speech units; later stores add theirs.

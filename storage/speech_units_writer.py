@@ -5,6 +5,10 @@ Arrays in ``shards/<shard_id>/`` (layout 2): ``dedup`` (the unit of each run of 
 sequence is ``expand(dedup, runs)`` — lossless, so it is derived on read rather than stored a second time.
 Per-utterance statistics (frames, deduplicated length, unit entropy) are derived the same way
 (:func:`utterance_stats`). Layout 1 (full-rate ``units`` stored beside the runs) is still read.
+
+Each array is one plain Zarr chunk (one file), without the sharding codec: a speech-units shard is small
+(~30 bytes per second of speech), and sharded-array metadata (~900 bytes an array) would outweigh the data of
+a small shard. Concurrent writers still never share a file: every pipeline shard is its own Zarr group.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from storage.zarr_arrays import AUTO, AUTO_CANDIDATES, smallest_codec, write_who
 LAYOUT = 2
 #: Per shard and array, the smallest of blosc-zstd (shuffle / bit-shuffle) and ``im2sp-ans``.
 SPEECH_UNITS_CODEC = AUTO
-_CHUNK_ROWS = 1 << 16
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
@@ -115,8 +118,8 @@ class SpeechUnitsWriter(ShardWriter):
         for name, data in arrays.items():
             codec = self.codec if name != "offsets" else "blosc-zstd-shuffle"
             if codec == AUTO:
-                codec = smallest_codec(data, AUTO_CANDIDATES, lambda _codec, _data: _CHUNK_ROWS)
-            write_whole_array(group, name, data, chunk_rows=_CHUNK_ROWS, codec=codec)
+                codec = smallest_codec(data, AUTO_CANDIDATES, lambda _codec, _data: len(_data), sharded=False)
+            write_whole_array(group, name, data, chunk_rows=len(data), codec=codec, sharded=False)
             codecs[name] = codec
         self._values, self._runs = [], []
         return {

@@ -29,14 +29,21 @@ def make_compressors(name: str) -> Any:
     return BloscCodec(cname="zstd", clevel=5, shuffle=shuffles[name])
 
 
-def write_whole_array(group: zarr.Group, name: str, data: np.ndarray, *, chunk_rows: int, codec: str) -> None:
+def write_whole_array(
+    group: zarr.Group, name: str, data: np.ndarray, *, chunk_rows: int, codec: str, sharded: bool = True
+) -> None:
     """Create an array in a group and write it in one call, so every Zarr shard is written whole.
 
     Chunks hold ``chunk_rows`` rows; one Zarr shard holds the whole array (one shard = one file per
-    array), which suits pipeline shards of a few thousand rows and keeps the file count low.
+    array), which suits pipeline shards of a few thousand rows and keeps the file count low. With
+    ``sharded=False`` the array is one plain chunk (still one file) and its metadata carries no sharding
+    codec: for small arrays, where that metadata would outweigh the data (speech units).
     """
     rows = max(1, min(chunk_rows, data.shape[0]))  # a chunk larger than the array only stores padding
     shard_rows = max(rows, -(-data.shape[0] // rows) * rows)
+    layout: dict[str, Any] = {"chunks": (rows, *data.shape[1:]), "shards": (shard_rows, *data.shape[1:])}
+    if not sharded:
+        layout = {"chunks": (max(1, data.shape[0]), *data.shape[1:])}
     coding: dict[str, Any] = {"compressors": make_compressors(codec)} if codec != ANS else {}
     if codec == ANS:
         from storage.ans_codec import AnsCodec, register
@@ -47,21 +54,26 @@ def write_whole_array(group: zarr.Group, name: str, data: np.ndarray, *, chunk_r
         name,
         shape=data.shape,
         dtype=data.dtype,
-        chunks=(rows, *data.shape[1:]),
-        shards=(shard_rows, *data.shape[1:]),
         fill_value=0,
+        **layout,
         **coding,
     )
     if data.shape[0]:
         array[...] = data
 
 
-def smallest_codec(data: np.ndarray, candidates: tuple[str, ...], rows_for: Callable[[str, np.ndarray], int]) -> str:
+def smallest_codec(
+    data: np.ndarray,
+    candidates: tuple[str, ...],
+    rows_for: Callable[[str, np.ndarray], int],
+    *,
+    sharded: bool = True,
+) -> str:
     """Return the candidate codec that stores ``data`` in the fewest bytes (tried in memory)."""
     sizes = {}
     for codec in candidates:
         written: dict[str, Any] = {}
         group = zarr.open_group(zarr.storage.MemoryStore(written), mode="w", zarr_format=3)
-        write_whole_array(group, "a", data, chunk_rows=rows_for(codec, data), codec=codec)
+        write_whole_array(group, "a", data, chunk_rows=rows_for(codec, data), codec=codec, sharded=sharded)
         sizes[codec] = sum(len(value.to_bytes()) for value in written.values())
     return min(candidates, key=lambda codec: sizes[codec])

@@ -27,6 +27,11 @@ from tasks.jobs import ShardJob, ShardOutcome, claimed, read_verified
 from tasks.models import ExtractorRef, extractor_for
 from tasks.prefetch import loaded_batches
 
+#: Utterances handed to the extractor at once, in model batches: the extractor sorts them by length before
+#: batching, so a window of several batches pads far less than batches taken in plan order (C3: plan-order
+#: batches of 8 utterances of 2-6 s cost the HuBERT transformer ~15 % in padding on the CPU).
+SORT_WINDOW = 8
+
 
 def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndarray:
     """Indices of the frames ``keep: sample`` stores: each frame with probability ``fraction``, seeded per item."""
@@ -91,7 +96,7 @@ def extract_shard(
             ThreadPoolExecutor(max_workers=io_workers) as pool,
         ):
             load = partial(load_item, root, min_samples=extractor.min_samples)
-            for batch in loaded_batches(pool, load, job.items, batch_size, writer.reject):
+            for batch in loaded_batches(pool, load, job.items, batch_size * SORT_WINDOW, writer.reject):
                 computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
                 for (key, _), features in zip(batch, computed, strict=True):
                     total = len(features)

@@ -118,6 +118,34 @@ class WriterContract:
         with pytest.raises(UnsupportedFormatError, match="format_version 99"):
             self.read_back(version, "s")
 
+    def _commit_keys(self, version: StoreVersion, keys: list[str]) -> dict[str, Any]:
+        """Commit one sample per key in shard ``s``; return the marker document as stored."""
+        with self.make_writer(version, "s") as writer:
+            for index, key in enumerate(keys):
+                writer.write(key, self.sample(index))
+        return dict(json.loads(version.store.read_bytes(version.marker_key("s"))))
+
+    def test_long_key_lists_are_packed_and_read_back(self, version: StoreVersion) -> None:
+        keys = [f"m071506418gb9vo0w5xq3_3luy3gc63z0r9pyeetjgn5ho4uep7b_325114_{i:06d}" for i in range(40)]
+        document = self._commit_keys(version, keys)
+        assert document["keys"]["packing"] == "zstd+base64" and document["keys"]["count"] == 40
+        assert document["format_version"] == 2
+        assert list(self.read_back(version, "s")) == keys
+
+    def test_damaged_packed_keys_are_refused(self, version: StoreVersion) -> None:
+        document = self._commit_keys(version, [f"item_{index:04d}" for index in range(40)])
+        document["keys"]["data"] = document["keys"]["data"][:-8] + "AAAAAAA="
+        version.store.write_json(version.marker_key("s"), document)
+        with pytest.raises(CorruptShardError, match="packed keys"):
+            self.read_back(version, "s")
+
+    def test_format_1_markers_are_still_read(self, version: StoreVersion) -> None:
+        keys = [f"item_{index:04d}" for index in range(40)]
+        document = self._commit_keys(version, keys)
+        document["keys"], document["format_version"] = keys, 1
+        version.store.write_json(version.marker_key("s"), document)
+        assert list(self.read_back(version, "s")) == keys
+
     def test_closed_writer_refuses_more(self, version: StoreVersion) -> None:
         writer = self.make_writer(version, "s")
         writer.close()
