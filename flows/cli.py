@@ -120,8 +120,11 @@ def verify(
         return
     console.print(damage_table(report.damaged))
     flows = sorted({d.rebuilt_by for d in report.damaged})
+    shards = sum(not d.is_control for d in report.damaged)
+    controls = len(report.damaged) - shards
+    found = f"{shards} damaged shard(s)" + (f", {controls} damaged control file(s)" if controls else "")
     then = f"flagged: rerun {', '.join(flows)} to rebuild exactly these" if flag else "not flagged (--no-flag)"
-    console.print(f"[red]{len(report.damaged)} damaged shard(s)[/red]; {then}")
+    console.print(f"[red]{found}[/red]; {then}")
     raise typer.Exit(code=1)
 
 

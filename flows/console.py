@@ -111,7 +111,7 @@ def stale_table(stale: Iterable[StaleVersion]) -> Table:
 
 def damage_table(damaged: Iterable[Damage]) -> Table:
     """Return the shards ``im2sp verify`` found damaged, with the flow that rebuilds each."""
-    table = Table(title="damaged shards")
+    table = Table(title="damaged shards and control files")
     for column in ("dataset", "kind", "version", "shard", "reason", "rerun"):
         table.add_column(column, overflow="fold")
     for d in damaged:

@@ -16,11 +16,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.config import PipelineConfig
 from flows.train_im2sp import training_plan
 from storage.errors import Im2SpError
-from storage.kinds import SHARED, TRAINING_SHARDS
+from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.versions import StoreVersion, current_version
 from tasks.evaluate import EvalResult, EvalSettings, evaluate_dataset_task
 from tasks.models import AsrRef, VocoderRef, packaged_whisper_ref
-from tasks.train import TRAIN_RUNS, latest_checkpoint, run_id
+from tasks.train import latest_checkpoint, run_id
 
 #: BLEU-4 reported by the paper (Kim et al., 2023): from images / from image units, for context only.
 PAPER_BLEU4 = {"coco": (25.9, 20.1), "flickr8k": (20.6, 16.7)}

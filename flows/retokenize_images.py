@@ -47,7 +47,7 @@ def _rebuild_stale(
 ) -> KindOutcome:
     """Rebuild the datasets whose current version is not ``outcome.expected_version``, then apply retention."""
     for dataset in config.datasets:
-        current = current_version(store, dataset, store_kind)
+        current = current_version(store, dataset, store_kind, damaged_as_missing=True)  # stale: rebuilt, rewritten
         if current is None or current.version != outcome.expected_version:
             outcome.stale.append(dataset)
     if outcome.stale:

@@ -23,6 +23,10 @@ class CorruptShardError(Im2SpError):
     """A committed shard does not match its commit marker (missing file, size or checksum mismatch)."""
 
 
+class DamagedPointerError(CorruptShardError):
+    """A ``current.json`` or ``version.json`` cannot be read; rerunning the flow that writes it rewrites it."""
+
+
 class NotCommittedError(Im2SpError):
     """A reader asked for a shard or version that has no commit marker yet."""
 

@@ -11,3 +11,16 @@ SHARED = "_shared"
 SPEECH_CODEBOOK = "speech-codebook"
 SPEECH_UNITS = "speech-units"
 TRAINING_SHARDS = "training-shards"
+TRAIN_RUNS = "train-runs"
+
+#: The flow whose rerun rebuilds (or, for ``current.json``/``version.json``, rewrites) each store kind.
+REBUILT_BY = {
+    MANIFESTS: "build-manifests",
+    IMAGE_CODEBOOK: "learn-image-codebook",
+    IMAGE_UNITS: "tokenize-images",
+    SPEECH_FEATURES: "extract-speech-features",
+    SPEECH_CODEBOOK: "learn-speech-codebook",
+    SPEECH_UNITS: "unitize-speech",
+    TRAINING_SHARDS: "build-training-shards",
+    TRAIN_RUNS: "train-im2sp",
+}

@@ -166,7 +166,8 @@ def _build_locked(
     shard_size: int,
     workers: int,
 ) -> ManifestResult:
-    current = current_version(version.store, name, KIND)
+    version.ensure_created({"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size})
+    current = current_version(version.store, name, KIND, damaged_as_missing=True)  # this build rewrites it
     if current is not None and current.version == version.version and version.marker(SHARD) is not None:
         return _result(version, skipped=True)
     progress = sink()
@@ -175,7 +176,6 @@ def _build_locked(
     probe_all(spec.root, listing.utterances, probe_utterance, workers=workers, on_done=progress.advance)
     progress.finish()
     plan = _plan(listing, shard_size)
-    version.ensure_created({"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size})
     with ParquetTablesWriter(version, SHARD, input_fingerprint=version.version) as writer:
         for table_name, rows in _tables(listing, plan).items():
             writer.write(table_name, {"table": pa.Table.from_pylist(rows, schema=_SCHEMAS[table_name])})

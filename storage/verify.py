@@ -1,5 +1,10 @@
 """Checking every committed shard of a store against its commit marker (``im2sp verify``).
 
+It also reads the control files: each kind's ``current.json`` (must parse, name an existing version and only
+shards that have a marker) and each version's ``version.json`` (must parse). Those are not flagged: the next
+run of the flow that writes the kind rewrites them (publishing rewrites the pointer; a damaged
+``version.json`` is rewritten when the version is opened for building).
+
 Readers already re-hash each shard they open; this walks the whole store at once, so bit rot is found before
 a reader needs the data. A damaged shard gets a flag (``<version>/damaged/<shard>.json``): its data stays
 where it is (readers refuse it anyway), and the next run of the flow that writes it rebuilds exactly the
@@ -12,23 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from storage.errors import Im2SpError
-from storage.kinds import SHARED
+from storage.errors import DamagedPointerError, Im2SpError
+from storage.kinds import REBUILT_BY, SHARED
 from storage.reader import verify_shard
 from storage.store import Store
-from storage.versions import StoreVersion, list_versions
+from storage.versions import StoreVersion, current_version, list_versions, read_control
 
-#: The flow whose rerun rebuilds a damaged shard of each store kind.
-REBUILT_BY = {
-    "manifests": "build-manifests",
-    "image-codebook": "learn-image-codebook",
-    "image-units": "tokenize-images",
-    "speech-features": "extract-speech-features",
-    "speech-codebook": "learn-speech-codebook",
-    "speech-units": "unitize-speech",
-    "training-shards": "build-training-shards",
-    "train-runs": "train-im2sp",
-}
+#: The ``shard_id`` of a :class:`Damage` that is a control file rather than a shard.
+CONTROL_FILES = ("current.json", "version.json")
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,11 @@ class Damage:
     def rebuilt_by(self) -> str:
         """The flow to rerun."""
         return REBUILT_BY.get(self.kind, "the flow that wrote it")
+
+    @property
+    def is_control(self) -> bool:
+        """Whether this is a damaged ``current.json`` or ``version.json`` rather than a shard."""
+        return self.shard_id in CONTROL_FILES
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ def verify_store(store: Store, datasets: Iterable[str], *, flag: bool = True) ->
     damaged: list[Damage] = []
     for dataset in [*datasets, SHARED]:
         for kind in store.list_dirs(dataset):
+            damaged += _control_damage(store, dataset, kind)
             for version in list_versions(store, dataset, kind):
                 versions += 1
                 for shard_id in _shard_ids(version):
@@ -89,6 +91,33 @@ def verify_store(store: Store, datasets: Iterable[str], *, flag: bool = True) ->
                         if flag:
                             _flag(version, shard_id, str(error))
     return VerifyReport(versions, shards, tuple(damaged))
+
+
+def _control_damage(store: Store, dataset: str, kind: str) -> list[Damage]:
+    """Damaged control files of one kind: its pointer, then each version's ``version.json``."""
+    found: list[Damage] = []
+    pointer_key = f"{dataset}/{kind}/current.json"
+    try:
+        current = current_version(store, dataset, kind)
+        listed = read_control(store, pointer_key, kind).get("shards", []) if current else []
+    except DamagedPointerError as error:
+        found.append(Damage(dataset, kind, "-", "current.json", str(error), store.url_of(pointer_key)))
+        current, listed = None, []
+    if current is not None:
+        missing = [str(s) for s in listed if not store.exists(current.marker_key(str(s)))]
+        if not store.exists(f"{current.prefix}/version.json"):
+            missing = [f"version {current.version} itself"]
+        if missing:
+            reason = f"names {', '.join(missing[:3])}, which has no commit marker or folder"
+            found.append(Damage(dataset, kind, current.version, "current.json", reason, store.url_of(pointer_key)))
+    for version in list_versions(store, dataset, kind):
+        key = f"{version.prefix}/version.json"
+        try:
+            if store.exists(key):
+                version.info()
+        except DamagedPointerError as error:
+            found.append(Damage(dataset, kind, version.version, "version.json", str(error), store.url_of(key)))
+    return found
 
 
 def _flag(version: StoreVersion, shard_id: str, reason: str) -> None:

@@ -15,12 +15,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from storage.errors import CorruptShardError, Im2SpError, NotCommittedError
+from storage.errors import CorruptShardError, DamagedPointerError, Im2SpError, NotCommittedError
 from storage.format import FORMAT_VERSION, check_format_version
+from storage.kinds import REBUILT_BY
 from storage.marker import CommitMarker
 from storage.store import Store
+
+
+def _damaged(store: Store, key: str, kind: str, why: str) -> NoReturn:
+    flow = REBUILT_BY.get(kind, "the flow that writes it")
+    raise DamagedPointerError(f"{store.url_of(key)} is damaged ({why}); rerun {flow} to rewrite it")
+
+
+def read_control(store: Store, key: str, kind: str) -> dict[str, Any]:
+    """Read a control file (``current.json``, ``version.json``) of a store kind, refusing unknown formats.
+
+    Raises:
+        DamagedPointerError: If it is not a JSON object (truncated, overwritten): the message names the flow
+            whose rerun rewrites it.
+        UnsupportedFormatError: If its format_version is unknown.
+    """
+    try:
+        document = store.read_json(key)
+    except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
+        document = error
+    if not isinstance(document, dict):
+        _damaged(store, key, kind, f"not JSON: {document}" if isinstance(document, Exception) else "not a JSON object")
+    check_format_version(document.get("format_version"), store.url_of(key))
+    return document
 
 
 class StoreVersion:
@@ -60,10 +84,14 @@ class StoreVersion:
         return f"{self.prefix}/commits/{shard_id}.json"
 
     def ensure_created(self, produced_by: dict[str, Any]) -> None:
-        """Write ``version.json`` once, recording what produced this version."""
+        """Write ``version.json`` once, recording what produced this version (again, if it was damaged)."""
         key = f"{self.prefix}/version.json"
         if self.store.exists(key):
-            return
+            try:
+                self.info()
+                return
+            except DamagedPointerError:
+                pass  # rewritten below: its content follows from the version's producer
         self.store.write_json(
             key,
             {
@@ -77,11 +105,8 @@ class StoreVersion:
         )
 
     def info(self) -> dict[str, Any]:
-        """Read ``version.json``, refusing unknown formats."""
-        key = f"{self.prefix}/version.json"
-        document: dict[str, Any] = self.store.read_json(key)
-        check_format_version(document.get("format_version"), self.store.url_of(key))
-        return document
+        """Read ``version.json``, refusing unknown formats and damaged files (:func:`read_control`)."""
+        return read_control(self.store, f"{self.prefix}/version.json", self.kind)
 
     def lock_key(self, shard_id: str) -> str:
         """Store key of the lock a run holds while it checks and builds a shard (``storage/locks.py``)."""
@@ -176,14 +201,31 @@ class StoreVersion:
         )
 
 
-def current_version(store: Store, dataset: str, kind: str) -> StoreVersion | None:
-    """Return the version the ``current`` pointer names, or None when none was published."""
+def current_version(store: Store, dataset: str, kind: str, *, damaged_as_missing: bool = False) -> StoreVersion | None:
+    """Return the version the ``current`` pointer names, or None when none was published.
+
+    Args:
+        store: The store root.
+        dataset: Dataset name.
+        kind: Store kind.
+        damaged_as_missing: Return None for a damaged pointer instead of raising: for the flow that publishes
+            this kind, whose run then rewrites it.
+
+    Raises:
+        DamagedPointerError: If the pointer cannot be read or names no valid version.
+    """
     key = f"{dataset}/{kind}/current.json"
     if not store.exists(key):
         return None
-    pointer = store.read_json(key)
-    check_format_version(pointer.get("format_version"), store.url_of(key))
-    return StoreVersion(store, dataset, kind, pointer["version"])
+    try:
+        name = read_control(store, key, kind).get("version")
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            _damaged(store, key, kind, f"no valid version name: {name!r}")
+    except DamagedPointerError:
+        if damaged_as_missing:
+            return None
+        raise
+    return StoreVersion(store, dataset, kind, str(name))
 
 
 def list_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:

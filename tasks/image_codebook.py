@@ -16,6 +16,7 @@ from im2sp_models.image_preprocess import decode_image
 from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig
 from storage.blob_writer import BlobWriter
 from storage.kinds import IMAGE_CODEBOOK, SHARED
+from storage.locks import shard_lock
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
@@ -79,8 +80,8 @@ def learn_image_codebook(
             "niter": niter,
         }
     )
-    if version.marker("all") is None:
-        with tempfile.TemporaryDirectory() as folder:
+    with shard_lock(store, version.lock_key("all")), tempfile.TemporaryDirectory() as folder:
+        if version.marker("all") is None:  # a concurrent run waited at the lock, then finds it committed
             tokenizer.save(Path(folder))
             with BlobWriter(
                 version, "all", input_fingerprint=tokenizer.fingerprint, model_fingerprint=tokenizer.fingerprint

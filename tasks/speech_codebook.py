@@ -28,6 +28,7 @@ from im2sp_models.errors import CheckpointError
 from storage.blob_writer import BlobWriter
 from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
+from storage.locks import shard_lock
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
@@ -228,10 +229,11 @@ def save_speech_codebook(store: Store, centroids: np.ndarray, meta: dict[str, An
     codebook_id = fingerprint({"extractor": extractor, "centroids": hashlib.sha256(buffer.getvalue()).hexdigest()})
     version = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
     version.ensure_created(meta)
-    if version.marker("all") is None:
-        with BlobWriter(version, "all", input_fingerprint=extractor, model_fingerprint=codebook_id) as writer:
-            writer.write("centroids.npy", {"bytes": buffer.getvalue()})
-            writer.write("meta.json", {"bytes": json.dumps(meta, indent=1).encode()})
+    with shard_lock(store, version.lock_key("all")):  # a concurrent run waits, then finds it committed
+        if version.marker("all") is None:
+            with BlobWriter(version, "all", input_fingerprint=extractor, model_fingerprint=codebook_id) as writer:
+                writer.write("centroids.npy", {"bytes": buffer.getvalue()})
+                writer.write("meta.json", {"bytes": json.dumps(meta, indent=1).encode()})
     version.publish(["all"])
     return SpeechCodebookRef(
         codebook_id,

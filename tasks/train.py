@@ -28,13 +28,13 @@ from im2sp_models.training import Sample, collate, freeze_image_encoder, make_op
 from im2sp_models.unit_git import build_model, from_git_checkpoint, load_model, save_model
 from storage.blob_writer import BlobWriter
 from storage.errors import Im2SpError
-from storage.kinds import SHARED, TRAINING_SHARDS
+from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
+from storage.locks import shard_lock
 from storage.reader import iter_webdataset
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.models import TokenizerRef, tokenizer_for
 
-TRAIN_RUNS = "train-runs"
 KEEP_CHECKPOINTS = 2
 
 
@@ -281,16 +281,23 @@ def train_task(
     device: str,
     stop_after: int | None,
 ) -> TrainResult:
-    """Prefect task around :func:`train` (``device``: ``auto`` picks CUDA when present)."""
+    """Prefect task around :func:`train` (``device``: ``auto`` picks CUDA when present).
+
+    One trainer per run: a second task for the same run waits for the first (a lock on the run folder, as
+    shards have), then resumes from its newest checkpoint, or finds the steps done.
+    """
     from im2sp_models.device import resolve_device
 
-    return train(
-        Store(store_url, storage_options),
-        data,
-        settings,
-        image_codebook_size=image_codebook_size,
-        speech_units=speech_units,
-        tokenizer=tokenizer,
-        device=resolve_device(device),
-        stop_after=stop_after,
-    )
+    store = Store(store_url, storage_options)
+    run = StoreVersion(store, SHARED, TRAIN_RUNS, run_id(settings, data))
+    with shard_lock(store, run.lock_key("run")):
+        return train(
+            store,
+            data,
+            settings,
+            image_codebook_size=image_codebook_size,
+            speech_units=speech_units,
+            tokenizer=tokenizer,
+            device=resolve_device(device),
+            stop_after=stop_after,
+        )

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,63 @@ def test_readers_see_the_old_version_or_the_new_never_a_mix(tmp_path: Path, pref
     after = read_current()
     assert after[0] == new.version != old.version
     assert set(after[1]) == set(before[1]) and all(after[1][s] != before[1][s] for s in after[1])  # all new
+
+
+class _Overlap:
+    """Counts calls of a wrapped function and the most that ran at once (each call sleeps a little)."""
+
+    def __init__(self, wrapped: object) -> None:
+        import threading
+
+        self.wrapped, self.lock, self.active, self.most, self.calls = wrapped, threading.Lock(), 0, 0, 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        import time
+
+        with self.lock:
+            self.active, self.calls = self.active + 1, self.calls + 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.3)  # long enough for the other thread to arrive while this one writes
+        try:
+            return self.wrapped(*args, **kwargs)  # type: ignore[operator]
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def _twice_at_once(call: object) -> list[object]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda _: call(), range(2)))  # type: ignore[operator]
+
+
+def test_two_codebook_saves_at_once_write_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from storage.blob_writer import BlobWriter
+    from storage.reader import verify_shard
+    from storage.store import Store
+    from tasks.speech_codebook import save_speech_codebook
+
+    overlap = _Overlap(BlobWriter._add)
+    monkeypatch.setattr(BlobWriter, "_add", lambda self, key, sample: overlap(self, key, sample))
+    store, centroids = Store(str(tmp_path / "store")), np.arange(12, dtype=np.float32).reshape(4, 3)
+    refs = _twice_at_once(lambda: save_speech_codebook(store, centroids, {"extractor_fingerprint": "e"}))
+    assert len({ref.codebook_id for ref in refs}) == 1  # type: ignore[attr-defined]
+    assert (overlap.calls, overlap.most) == (2, 1)  # centroids.npy + meta.json, by one writer only
+    version = current_version(store, "_shared", "speech-codebook")
+    assert version is not None and verify_shard(version, "all").stored == 2
+
+
+def test_two_trainers_of_one_run_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.train as train_module
+    from tasks.train import TrainData, TrainSettings
+
+    overlap = _Overlap(lambda *args, **kwargs: "done")
+    monkeypatch.setattr(train_module, "train", overlap)
+    data = TrainData({"coco": "v"}, ("train",))
+    settings = TrainSettings(1, 1, 1, 1e-4, 0.0, 0, False, 8, 0, {"hidden_size": 8})
+    call = partial(train_module.train_task.fn, str(tmp_path), None, data, settings, 8, 4, None, "cpu", None)
+    assert _twice_at_once(call) == ["done", "done"]
+    assert (overlap.calls, overlap.most) == (2, 1)

@@ -80,3 +80,38 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
     after = snapshot(tmp_path / "store")
     # Everything is back to the undamaged bytes (reports and evaluation outputs aside: made by other flows).
     assert [k for k in differences(clean, after) if not k.startswith("reports/")] == []
+
+    # Control files: a truncated pointer, a damaged version.json and a pointer naming a shard that has no marker.
+    from storage.errors import DamagedPointerError
+    from storage.kinds import MANIFESTS, SPEECH_UNITS
+    from storage.verify import verify_store
+
+    manifests, speech = current_version(store, "coco", MANIFESTS), current_version(store, "coco", SPEECH_UNITS)
+    assert manifests is not None and speech is not None
+    pointer = Path(store.path("coco/image-units/current.json"))
+    pointer.write_text(pointer.read_text()[:25])
+    Path(store.path(f"{manifests.prefix}/version.json")).write_text('{"format_version": 2, "data')
+    speech_pointer = Path(store.path("coco/speech-units/current.json"))
+    lost = sorted(speech.committed())[0]
+    Path(store.path(speech.marker_key(lost))).unlink()
+    verified = CliRunner().invoke(app, ["verify", "--config", str(config_file)], terminal_width=250)
+    assert verified.exit_code == 1, verified.output
+    assert "0 damaged shard(s), 3 damaged control file(s)" in verified.output, verified.output
+    found = {(d.kind, d.shard_id): d.reason for d in verify_store(store, ["coco"], flag=False).damaged}
+    assert set(found) == {(IMAGE_UNITS, "current.json"), (MANIFESTS, "version.json"), (SPEECH_UNITS, "current.json")}
+    assert "not JSON" in found[IMAGE_UNITS, "current.json"] and lost in found[SPEECH_UNITS, "current.json"]
+    with pytest.raises(DamagedPointerError, match=r"image-units/current\.json is damaged.*rerun tokenize-images"):
+        build_training_shards_flow(config)
+    assert speech_pointer.exists()
+
+    from flows.build_manifests import build_manifests_flow
+    from flows.unitize_speech import unitize_speech_flow
+
+    build_manifests_flow(config)  # rewrites version.json, skips the committed manifests
+    tokenize_images_flow(config)  # publishes: rewrites the pointer
+    unitize_speech_flow(config)  # rebuilds the shard whose marker was lost, publishes
+    again = CliRunner().invoke(app, ["verify", "--config", str(config_file)])
+    assert again.exit_code == 0 and "no damaged shard" in again.output, again.output
+    restored = current_version(store, "coco", IMAGE_UNITS)
+    assert restored is not None and restored.version == units.version
+    assert manifests.info()["dataset"] == "coco"
