@@ -123,7 +123,9 @@ def verify(
     shards = sum(not d.is_control for d in report.damaged)
     controls = len(report.damaged) - shards
     found = f"{shards} damaged shard(s)" + (f", {controls} damaged control file(s)" if controls else "")
-    then = f"flagged: rerun {', '.join(flows)} to rebuild exactly these" if flag else "not flagged (--no-flag)"
+    then = f"rerun {', '.join(flows)} to rebuild (or rewrite) exactly these"
+    if shards:  # control files are never flagged: their flow's next run rewrites them anyway
+        then = f"shards flagged; {then}" if flag else f"not flagged (--no-flag); {then}"
     console.print(f"[red]{found}[/red]; {then}")
     raise typer.Exit(code=1)
 

@@ -16,7 +16,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.format import FORMAT_VERSION
 from storage.hashing import fingerprint, fingerprint_rows, sha256_file
 from storage.kinds import MANIFESTS
 from storage.locks import shard_lock
@@ -86,6 +85,11 @@ _SCHEMAS = {
     ),
 }
 
+#: Layout of the manifest tables, part of the manifests' version name. Bumped when the tables change, not with
+#: ``FORMAT_VERSION``: format 2 changed only how markers hold keys, so manifests built before it (and the
+#: training-shards versions and training runs named after them) stay valid instead of being rebuilt.
+MANIFEST_LAYOUT = 1
+
 
 @dataclass(frozen=True)
 class ManifestResult:
@@ -120,7 +124,7 @@ def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> s
     inputs = {name: sha256_file(root / name) for name in listing.inputs if _is_file(root / name)}
     return fingerprint(
         {
-            "format": FORMAT_VERSION,
+            "format": MANIFEST_LAYOUT,
             "shard_size": shard_size,
             "inputs": inputs,
             "media": media,

@@ -2,59 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from storage.errors import CorruptShardError
 from storage.format import FORMAT_VERSION, check_format_version, code_version
-
-#: How a packed key list is encoded: UTF-8 keys joined by ``\n``, zstd-compressed, then base64.
-KEYS_PACKING = "zstd+base64"
-_ZSTD_LEVEL = 19
-
-
-def pack_keys(keys: Sequence[str]) -> list[str] | dict[str, Any]:
-    """Return the on-disk form of a key list: the plain list, or a packed object when that is shorter.
-
-    Keys are a marker's largest field (a 1,024-utterance shard of SpokenCOCO ids is ~70 KB as a JSON list);
-    packed, runs of shared prefixes and digits cost a few bytes per key. Short lists stay readable.
-    """
-    from numcodecs import Zstd
-
-    plain = list(keys)
-    if any("\n" in key for key in plain):  # cannot be joined unambiguously; never produced by our sources
-        return plain
-    data = Zstd(level=_ZSTD_LEVEL).encode("\n".join(plain).encode("utf-8"))
-    packed = {"packing": KEYS_PACKING, "count": len(plain), "data": base64.b64encode(data).decode("ascii")}
-    return packed if len(json.dumps(packed)) < len(json.dumps(plain, ensure_ascii=False)) else plain
-
-
-def unpack_keys(value: object, where: str) -> tuple[str, ...]:
-    """Inverse of :func:`pack_keys`.
-
-    Raises:
-        CorruptShardError: If the value is neither a list of strings nor a packed object that decodes to
-            exactly ``count`` keys.
-    """
-    if isinstance(value, list) and all(isinstance(key, str) for key in value):
-        return tuple(value)
-    if not isinstance(value, dict) or value.get("packing") != KEYS_PACKING:
-        raise CorruptShardError(f"{where}: keys are neither a list of strings nor {KEYS_PACKING}-packed")
-    from numcodecs import Zstd
-
-    try:
-        text = bytes(Zstd().decode(base64.b64decode(value["data"], validate=True))).decode("utf-8")
-        count = int(value["count"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CorruptShardError(f"{where}: packed keys do not decode ({error})") from error
-    keys = tuple(text.split("\n")) if count else ()
-    if len(keys) != count:
-        raise CorruptShardError(f"{where}: packed keys hold {len(keys)} keys, not the {count} they declare")
-    return keys
+from storage.packed_keys import pack_keys, unpack_keys
 
 
 @dataclass(frozen=True)

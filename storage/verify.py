@@ -1,8 +1,8 @@
 """Checking every committed shard of a store against its commit marker (``im2sp verify``).
 
 It also reads the control files: each kind's ``current.json`` (must parse, name an existing version and only
-shards that have a marker) and each version's ``version.json`` (must parse). Those are not flagged: the next
-run of the flow that writes the kind rewrites them (publishing rewrites the pointer; a damaged
+shards that have a marker) and the current version's ``version.json`` (must parse). Those are not flagged: the
+next run of the flow that writes the kind rewrites them (publishing rewrites the pointer; a damaged
 ``version.json`` is rewritten when the version is opened for building).
 
 Readers already re-hash each shard they open; this walks the whole store at once, so bit rot is found before
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from storage.errors import DamagedPointerError, Im2SpError
+from storage.errors import Im2SpError
 from storage.kinds import REBUILT_BY, SHARED
 from storage.reader import verify_shard
 from storage.store import Store
@@ -94,29 +94,35 @@ def verify_store(store: Store, datasets: Iterable[str], *, flag: bool = True) ->
 
 
 def _control_damage(store: Store, dataset: str, kind: str) -> list[Damage]:
-    """Damaged control files of one kind: its pointer, then each version's ``version.json``."""
-    found: list[Damage] = []
-    pointer_key = f"{dataset}/{kind}/current.json"
+    """Damaged control files of one kind: its pointer, and the ``version.json`` of the version it names.
+
+    Other versions' ``version.json`` are not read here: no reader needs them, and no flow would rewrite them.
+    """
+    key = f"{dataset}/{kind}/current.json"
+
+    def damage(version: str, name: str, reason: str) -> Damage:
+        return Damage(dataset, kind, version, name, reason, store.url_of(key.replace("current.json", name)))
+
     try:
         current = current_version(store, dataset, kind)
-        listed = read_control(store, pointer_key, kind).get("shards", []) if current else []
-    except DamagedPointerError as error:
-        found.append(Damage(dataset, kind, "-", "current.json", str(error), store.url_of(pointer_key)))
-        current, listed = None, []
-    if current is not None:
-        missing = [str(s) for s in listed if not store.exists(current.marker_key(str(s)))]
-        if not store.exists(f"{current.prefix}/version.json"):
-            missing = [f"version {current.version} itself"]
-        if missing:
-            reason = f"names {', '.join(missing[:3])}, which has no commit marker or folder"
-            found.append(Damage(dataset, kind, current.version, "current.json", reason, store.url_of(pointer_key)))
-    for version in list_versions(store, dataset, kind):
-        key = f"{version.prefix}/version.json"
-        try:
-            if store.exists(key):
-                version.info()
-        except DamagedPointerError as error:
-            found.append(Damage(dataset, kind, version.version, "version.json", str(error), store.url_of(key)))
+        listed = read_control(store, key, kind).get("shards", []) if current else []
+    except Im2SpError as error:  # unreadable, or a format this code does not know
+        return [damage("-", "current.json", str(error))]
+    if current is None:
+        return []
+    if not isinstance(listed, list) or not all(isinstance(s, str) and s for s in listed):
+        return [damage(current.version, "current.json", f"its shards are not a list of shard ids: {listed!r}")]
+    if not store.exists(f"{current.prefix}/version.json"):
+        return [damage(current.version, "current.json", f"names version {current.version}, which does not exist")]
+    found = []
+    missing = [s for s in listed if not store.exists(current.marker_key(s))]
+    if missing:
+        reason = f"names shard(s) {', '.join(missing[:3])} without a commit marker"
+        found.append(damage(current.version, "current.json", reason))
+    try:
+        current.info()
+    except Im2SpError as error:
+        found.append(Damage(dataset, kind, current.version, "version.json", str(error), current.url + "/version.json"))
     return found
 
 

@@ -43,6 +43,8 @@ def read_control(store: Store, key: str, kind: str) -> dict[str, Any]:
         document = error
     if not isinstance(document, dict):
         _damaged(store, key, kind, f"not JSON: {document}" if isinstance(document, Exception) else "not a JSON object")
+    if "format_version" not in document:  # every control file has one; an unknown number is refused below
+        _damaged(store, key, kind, "no format_version")
     check_format_version(document.get("format_version"), store.url_of(key))
     return document
 
@@ -242,7 +244,7 @@ def _created_at(version: StoreVersion) -> str:
 
 def stale_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
     """Every version of a dataset's store kind except the current one, newest first."""
-    current = current_version(store, dataset, kind)
+    current = current_version(store, dataset, kind, damaged_as_missing=True)
     others = [v for v in list_versions(store, dataset, kind) if current is None or v.version != current.version]
     return sorted(others, key=_created_at, reverse=True)
 
@@ -256,8 +258,8 @@ def apply_retention(store: Store, dataset: str, kind: str, keep: int) -> list[st
     """
     if keep < 1:
         raise ValueError("keep must be at least 1 (the current version)")
-    current = current_version(store, dataset, kind)
-    if current is None:
+    current = current_version(store, dataset, kind, damaged_as_missing=True)
+    if current is None:  # nothing published, or a damaged pointer: delete nothing
         return []
     published_at = _created_at(current)
     older = [v for v in stale_versions(store, dataset, kind) if _created_at(v) < published_at]

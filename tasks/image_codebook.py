@@ -81,7 +81,7 @@ def learn_image_codebook(
         }
     )
     with shard_lock(store, version.lock_key("all")), tempfile.TemporaryDirectory() as folder:
-        if version.marker("all") is None:  # a concurrent run waited at the lock, then finds it committed
+        if version.needs_build("all", tokenizer.fingerprint):  # a concurrent run waited, then finds it committed
             tokenizer.save(Path(folder))
             with BlobWriter(
                 version, "all", input_fingerprint=tokenizer.fingerprint, model_fingerprint=tokenizer.fingerprint

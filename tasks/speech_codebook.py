@@ -230,7 +230,7 @@ def save_speech_codebook(store: Store, centroids: np.ndarray, meta: dict[str, An
     version = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
     version.ensure_created(meta)
     with shard_lock(store, version.lock_key("all")):  # a concurrent run waits, then finds it committed
-        if version.marker("all") is None:
+        if version.needs_build("all", extractor):  # no marker, or flagged by `im2sp verify`
             with BlobWriter(version, "all", input_fingerprint=extractor, model_fingerprint=codebook_id) as writer:
                 writer.write("centroids.npy", {"bytes": buffer.getvalue()})
                 writer.write("meta.json", {"bytes": json.dumps(meta, indent=1).encode()})

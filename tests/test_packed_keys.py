@@ -1,4 +1,4 @@
-"""Commit-marker key lists: packed when shorter, plain otherwise, and exactly the keys either way."""
+"""Packed key lists (storage/packed_keys.py): packed when shorter, plain otherwise, exactly the keys either way."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.errors import CorruptShardError
-from storage.marker import KEYS_PACKING, pack_keys, unpack_keys
+from storage.packed_keys import KEYS_PACKING, declared_size, pack_keys, unpack_keys
 
 
 @given(st.lists(st.text(min_size=0, max_size=40), max_size=60, unique=True))
@@ -37,6 +37,10 @@ def test_keys_with_newlines_stay_plain() -> None:
         (["a", 3], "neither a list"),
         ({"packing": KEYS_PACKING, "count": 1, "data": "not base64!"}, "do not decode"),
         ({"packing": KEYS_PACKING, "count": 1}, "do not decode"),
+        ({"packing": KEYS_PACKING, "count": 1.7, "data": ""}, "not a positive integer"),
+        ({"packing": KEYS_PACKING, "count": True, "data": ""}, "not a positive integer"),
+        ({"packing": KEYS_PACKING, "count": 0, "data": ""}, "not a positive integer"),
+        ({"packing": KEYS_PACKING, "count": float("inf"), "data": ""}, "not a positive integer"),
     ],
 )
 def test_malformed_key_lists_are_corrupt(value: object, message: str) -> None:
@@ -49,3 +53,21 @@ def test_a_count_that_does_not_match_is_corrupt() -> None:
     assert isinstance(packed, dict)
     with pytest.raises(CorruptShardError, match="hold 100 keys, not the 99"):
         unpack_keys({**packed, "count": 99}, "m")
+
+
+def test_the_declared_size_is_read_from_the_frame_header() -> None:
+    from numcodecs import Zstd
+
+    for size in (1, 200, 300, 70_000, 5_000_000):
+        assert declared_size(Zstd(level=19).encode(b"k" * size)) == size
+
+
+def test_a_frame_declaring_more_than_its_keys_can_hold_is_refused_unread() -> None:
+    import base64
+    import struct
+
+    # A hand-made frame header declaring 1 TiB of content (single segment, 8-byte size): never allocated.
+    bomb = b"\x28\xb5\x2f\xfd" + bytes([0xE0]) + struct.pack("<Q", 1 << 40) + b"\x01\x00\x00"
+    value = {"packing": KEYS_PACKING, "count": 3, "data": base64.b64encode(bomb).decode()}
+    with pytest.raises(CorruptShardError, match="declares 1099511627776 bytes for 3 keys"):
+        unpack_keys(value, "m")

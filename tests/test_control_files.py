@@ -1,0 +1,87 @@
+"""Damaged control files (``current.json``, ``version.json``): listed by verify, refused clearly, then repaired."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage.blob_writer import BlobWriter
+from storage.errors import DamagedPointerError, UnsupportedFormatError
+from storage.store import Store
+from storage.verify import verify_store
+from storage.versions import StoreVersion, apply_retention, current_version, stale_versions
+
+
+def _published(store: Store) -> StoreVersion:
+    version = StoreVersion(store, "coco", "image-units", "v1")
+    version.ensure_created({"test": True})
+    with BlobWriter(version, "all", input_fingerprint="in") as writer:
+        writer.write("a.bin", {"bytes": b"data"})
+    version.publish(["all"])
+    return version
+
+
+@pytest.mark.parametrize(
+    ("pointer", "reason"),
+    [
+        ('{"format_versiom": 2, "version": "v1", "shards": ["all"]}', "no format_version"),
+        ('{"format_version": 99, "version": "v1", "shards": ["all"]}', "format_version 99"),
+        ('{"format_version": 2, "version": "v1", "shards": null}', "not a list of shard ids"),
+        ('{"format_version": 2, "version": "../x", "shards": ["all"]}', "no valid version name"),
+        ('{"format_version": 2, "version": "v1", "shards": ["all", "gone"]}', "gone without a commit marker"),
+        ('{"format_version": 2, "version": "v9", "shards": ["all"]}', "v9, which does not exist"),
+        ('{"format_version": 2, "vers', "not JSON"),
+    ],
+)
+def test_damaged_pointers_are_listed_not_crashed_on(tmp_path: Path, pointer: str, reason: str) -> None:
+    store = Store(str(tmp_path))
+    _published(store)
+    Path(store.path("coco/image-units/current.json")).write_text(pointer)
+    (damage,) = verify_store(store, ["coco"], flag=False).damaged
+    assert (damage.kind, damage.shard_id, damage.rebuilt_by) == ("image-units", "current.json", "tokenize-images")
+    assert reason in damage.reason and damage.is_control
+
+
+def test_an_unreadable_pointer_names_its_flow_and_a_publish_repairs_it(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    version = _published(store)
+    Path(store.path("coco/image-units/current.json")).write_text("{")
+    with pytest.raises(DamagedPointerError, match=r"current\.json is damaged .*rerun tokenize-images"):
+        current_version(store, "coco", "image-units")
+    assert current_version(store, "coco", "image-units", damaged_as_missing=True) is None
+    assert [v.version for v in stale_versions(store, "coco", "image-units")] == ["v1"]
+    assert apply_retention(store, "coco", "image-units", keep=1) == []  # nothing deleted past a damaged pointer
+    version.publish(["all"])
+    assert verify_store(store, ["coco"], flag=False).damaged == ()
+
+
+def test_a_damaged_version_json_is_rewritten_when_the_version_is_opened(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    version = _published(store)
+    Path(store.path(f"{version.prefix}/version.json")).write_text('{"format_version": 2, "da')
+    (damage,) = verify_store(store, ["coco"], flag=False).damaged
+    assert damage.shard_id == "version.json" and "not JSON" in damage.reason
+    version.ensure_created({"test": True})
+    assert version.info()["produced_by"] == {"test": True}
+    Path(store.path(f"{version.prefix}/version.json")).write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(UnsupportedFormatError, match="format_version 99"):
+        version.ensure_created({"test": True})  # a newer format is never overwritten
+    assert json.loads(Path(store.path(f"{version.prefix}/version.json")).read_text()) == {"format_version": 99}
+
+
+def test_a_codebook_flagged_by_verify_is_rebuilt_by_the_next_save(tmp_path: Path) -> None:
+    from tasks.speech_codebook import save_speech_codebook
+
+    store = Store(str(tmp_path))
+    centroids = np.arange(12, dtype=np.float32).reshape(4, 3)
+    ref = save_speech_codebook(store, centroids, {"extractor_fingerprint": "e"})
+    version = StoreVersion(store, "_shared", "speech-codebook", ref.codebook_id)
+    path = Path(store.path(f"{version.shard_key('all')}/centroids.npy"))
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    (damage,) = verify_store(store, [], flag=True).damaged
+    assert damage.rebuilt_by == "learn-speech-codebook"
+    save_speech_codebook(store, centroids, {"extractor_fingerprint": "e"})
+    assert verify_store(store, [], flag=False).damaged == ()
