@@ -244,7 +244,7 @@ def _created_at(version: StoreVersion) -> str:
 
 def stale_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
     """Every version of a dataset's store kind except the current one, newest first."""
-    current = current_version(store, dataset, kind, damaged_as_missing=True)
+    current = current_version(store, dataset, kind)  # strict: with a damaged pointer every version would look stale
     others = [v for v in list_versions(store, dataset, kind) if current is None or v.version != current.version]
     return sorted(others, key=_created_at, reverse=True)
 
