@@ -47,6 +47,22 @@ def _utterances(root: Path, count: int) -> tuple[ShardJob, list[np.ndarray]]:
     return ShardJob("bench", "train-00000", "fp", tuple(items)), waves
 
 
+def forward_macs(config: Any, samples: int, layers: int) -> dict[str, int]:
+    """Multiply-accumulates of one unpadded forward through ``layers`` blocks, by part (weights only)."""
+    length, channels, macs = samples, 1, {"conv stack": 0, "positional conv": 0, "blocks": 0}
+    for width, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride, strict=True):
+        length = (length - kernel) // stride + 1
+        macs["conv stack"] += length * width * channels * kernel
+        channels = width
+    hidden = config.hidden_size
+    macs["conv stack"] += length * channels * hidden  # feature projection
+    macs["positional conv"] = length * hidden * (hidden // config.num_conv_pos_embedding_groups)
+    macs["positional conv"] *= config.num_conv_pos_embeddings
+    per_block = length * (4 * hidden * hidden + 2 * hidden * config.intermediate_size) + 2 * length * length * hidden
+    macs["blocks"] = layers * per_block
+    return macs
+
+
 def _timed(run: Any) -> float:
     run()  # warm-up: allocator, kernels, model caches
     start = time.perf_counter()
@@ -94,6 +110,14 @@ def main() -> None:
     for name, elapsed in (("per-utterance loop", loop_s), ("bare forward", bare_s), ("flow path", flow_s)):
         print(f"  {name:19s} {elapsed:6.1f} s  {seconds / elapsed:6.1f} audio-s/s")
     print(f"  flow / bare ×{bare_s / flow_s:.2f} (target ≥ 0.9), flow / loop ×{loop_s / flow_s:.2f} (target ≥ 1.3)")
+    parts = [forward_macs(HubertConfig(), len(wave), layers=6) for wave in waves]
+    total = {name: sum(p[name] for p in parts) for name in parts[0]}
+    per_4s = {name: value * 4.0 / seconds / 1e9 for name, value in total.items()}
+    print(
+        f"  arithmetic: {sum(per_4s.values()):.1f} GMAC per 4 s of audio ("
+        + ", ".join(f"{name} {value:.2f}" for name, value in per_4s.items())
+        + f"); the loop runs {2 * sum(total.values()) / loop_s / 1e9:.0f} GFLOP/s"
+    )
 
 
 if __name__ == "__main__":

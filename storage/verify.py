@@ -21,7 +21,7 @@ from storage.errors import Im2SpError
 from storage.kinds import REBUILT_BY, SHARED
 from storage.reader import verify_shard
 from storage.store import Store
-from storage.versions import StoreVersion, current_version, list_versions, read_control
+from storage.versions import StoreVersion, current_pointer, list_versions
 
 #: The ``shard_id`` of a :class:`Damage` that is a control file rather than a shard.
 CONTROL_FILES = ("current.json", "version.json")
@@ -98,32 +98,30 @@ def _control_damage(store: Store, dataset: str, kind: str) -> list[Damage]:
 
     Other versions' ``version.json`` are not read here: no reader needs them, and no flow would rewrite them.
     """
-    key = f"{dataset}/{kind}/current.json"
-
-    def damage(version: str, name: str, reason: str) -> Damage:
-        return Damage(dataset, kind, version, name, reason, store.url_of(key.replace("current.json", name)))
-
+    url = store.url_of(f"{dataset}/{kind}/current.json")
     try:
-        current = current_version(store, dataset, kind)
-        listed = read_control(store, key, kind).get("shards", []) if current else []
+        found = current_pointer(store, dataset, kind)
     except Im2SpError as error:  # unreadable, or a format this code does not know
-        return [damage("-", "current.json", str(error))]
-    if current is None:
+        return [Damage(dataset, kind, "-", "current.json", str(error), url)]
+    if found is None:
         return []
+    current, listed = found
+
+    def pointer_damage(reason: str) -> Damage:
+        return Damage(dataset, kind, current.version, "current.json", reason, url)
+
     if not isinstance(listed, list) or not all(isinstance(s, str) and s for s in listed):
-        return [damage(current.version, "current.json", f"its shards are not a list of shard ids: {listed!r}")]
+        return [pointer_damage(f"its shards are not a list of shard ids: {listed!r}")]
     if not store.exists(f"{current.prefix}/version.json"):
-        return [damage(current.version, "current.json", f"names version {current.version}, which does not exist")]
-    found = []
+        return [pointer_damage(f"names version {current.version}, which does not exist")]
     missing = [s for s in listed if not store.exists(current.marker_key(s))]
-    if missing:
-        reason = f"names shard(s) {', '.join(missing[:3])} without a commit marker"
-        found.append(damage(current.version, "current.json", reason))
+    damaged = [pointer_damage(f"names shard(s) {', '.join(missing[:3])} without a commit marker")] if missing else []
     try:
         current.info()
     except Im2SpError as error:
-        found.append(Damage(dataset, kind, current.version, "version.json", str(error), current.url + "/version.json"))
-    return found
+        where = f"{current.url}/version.json"
+        damaged.append(Damage(dataset, kind, current.version, "version.json", str(error), where))
+    return damaged
 
 
 def _flag(version: StoreVersion, shard_id: str, reason: str) -> None:

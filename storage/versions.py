@@ -13,6 +13,7 @@ an old version; the pointer moves (atomically) only once every planned shard of 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -203,6 +204,23 @@ class StoreVersion:
         )
 
 
+def current_pointer(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, object] | None:
+    """Return the version the ``current`` pointer names and its ``shards`` value, or None when none was published.
+
+    Raises:
+        DamagedPointerError: If the pointer cannot be read or names no valid version.
+    """
+    key = f"{dataset}/{kind}/current.json"
+    if not store.exists(key):
+        return None
+    pointer = read_control(store, key, kind)
+    name = pointer.get("version")
+    if isinstance(name, str):
+        with contextlib.suppress(ValueError):  # a name StoreVersion refuses: damaged, below
+            return StoreVersion(store, dataset, kind, name), pointer.get("shards")
+    _damaged(store, key, kind, f"no valid version name: {name!r}")
+
+
 def current_version(store: Store, dataset: str, kind: str, *, damaged_as_missing: bool = False) -> StoreVersion | None:
     """Return the version the ``current`` pointer names, or None when none was published.
 
@@ -216,18 +234,13 @@ def current_version(store: Store, dataset: str, kind: str, *, damaged_as_missing
     Raises:
         DamagedPointerError: If the pointer cannot be read or names no valid version.
     """
-    key = f"{dataset}/{kind}/current.json"
-    if not store.exists(key):
-        return None
     try:
-        name = read_control(store, key, kind).get("version")
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            _damaged(store, key, kind, f"no valid version name: {name!r}")
+        found = current_pointer(store, dataset, kind)
     except DamagedPointerError:
         if damaged_as_missing:
             return None
         raise
-    return StoreVersion(store, dataset, kind, str(name))
+    return found[0] if found else None
 
 
 def list_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
