@@ -18,6 +18,7 @@ app.add_typer(report_app, name="report")
 codebook_app = typer.Typer(help="Codebooks: import ones trained elsewhere.", no_args_is_help=True)
 app.add_typer(codebook_app, name="codebook")
 console = Console()
+error_console = Console(stderr=True)  # messages that must not mix into --json output
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Pipeline YAML config.", exists=False)]
 
@@ -83,18 +84,21 @@ def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for sam
 
 def _print_storage(config_path: Path, *, as_json: bool) -> None:
     from flows.config import load_config
-    from flows.console import stale_table, storage_table
-    from flows.report import collect_stale_versions, collect_storage_entries
-    from storage.report import report_json
+    from flows.console import stale_table, storage_table, unmeasured_table
+    from flows.report import measure_storage
 
-    config = load_config(config_path)
-    entries, stale = collect_storage_entries(config), collect_stale_versions(config)
+    measured = measure_storage(load_config(config_path))
     if as_json:
-        typer.echo(json.dumps(report_json(entries, stale), indent=1))
+        typer.echo(json.dumps(measured.document(), indent=1))
     else:
-        console.print(storage_table(entries))
-        if stale:
-            console.print(stale_table(stale))
+        console.print(storage_table(measured.entries))
+        if measured.stale:
+            console.print(stale_table(measured.stale))
+        if measured.unmeasured:
+            console.print(unmeasured_table(measured.unmeasured))
+    if measured.unmeasured:  # the sizes above are still right; a script must not take them as the whole store
+        error_console.print(f"[red]{len(measured.unmeasured)} store(s) could not be measured[/red]; see above")
+        raise typer.Exit(code=1)
 
 
 @app.command("verify")

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from storage.manifests import ManifestResult
-from storage.report import StaleVersion, StorageEntry
+from storage.report import StaleVersion, StorageEntry, Unmeasured
 from storage.verify import Damage
 
 
@@ -109,6 +109,16 @@ def stale_table(stale: Iterable[StaleVersion]) -> Table:
     return table
 
 
+def unmeasured_table(unmeasured: Iterable[Unmeasured]) -> Table:
+    """Return the stores the storage report could not read, with the flow whose rerun repairs each."""
+    table = Table(title="not measured: damaged or unknown control files (im2sp verify lists every damaged file)")
+    for column in ("dataset", "kind", "problem", "rerun"):
+        table.add_column(column, overflow="fold")
+    for u in unmeasured:
+        table.add_row(u.dataset, u.kind, u.problem, u.rerun)
+    return table
+
+
 def damage_table(damaged: Iterable[Damage]) -> Table:
     """Return the shards ``im2sp verify`` found damaged, with the flow that rebuilds each."""
     table = Table(title="damaged shards and control files")
@@ -195,6 +205,8 @@ def render_results(console: Console, flow_name: str, results: Any) -> None:
             console.print(storage_table(StorageEntry(**entry) for entry in value["entries"]))
             if value["stale_versions"]:
                 console.print(stale_table(StaleVersion(**stale) for stale in value["stale_versions"]))
+            if value.get("unmeasured"):
+                console.print(unmeasured_table(Unmeasured(**u) for u in value["unmeasured"]))
         elif stage == "retokenize-images":
             for outcome in value:
                 console.print(

@@ -10,6 +10,7 @@ import base64
 import io
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,9 @@ from flows.console import human_bytes
 from storage.report import (
     StaleVersion,
     StorageEntry,
-    image_unit_entries,
+    Unmeasured,
+    dataset_entries,
     report_json,
-    source_entries,
-    speech_unit_entries,
     stale_entries,
 )
 from storage.sources.spec import CocoSpec
@@ -35,27 +35,39 @@ REPORTS = "reports/storage"
 TREND_ROWS = 10
 
 
-def collect_storage_entries(config: PipelineConfig) -> list[StorageEntry]:
-    """Return the storage report entries of every configured dataset."""
+@dataclass(frozen=True)
+class Measurement:
+    """The stores as they are now: entries, stale versions, and the stores that could not be read."""
+
+    entries: list[StorageEntry]
+    stale: list[StaleVersion]
+    unmeasured: list[Unmeasured]
+
+    def document(self) -> dict[str, Any]:
+        """The report document (JSON contract)."""
+        return report_json(self.entries, self.stale, self.unmeasured)
+
+
+def measure_storage(config: PipelineConfig) -> Measurement:
+    """Measure every configured dataset's stores and the shared codebooks; damaged stores are listed, not fatal."""
     store = config.store.open()
     entries: list[StorageEntry] = []
+    unmeasured: list[Unmeasured] = []
     for name, spec in config.datasets.items():
         images = spec.images if isinstance(spec, CocoSpec) else (spec.images or "")
         roots = {"image": str(spec.root / images), "speech": str(spec.root / (spec.speech or ""))}
-        entries.extend(source_entries(store, name, roots))
-        entries.extend(image_unit_entries(store, name))
-        entries.extend(speech_unit_entries(store, name))
-    return entries
-
-
-def collect_stale_versions(config: PipelineConfig) -> list[StaleVersion]:
-    """Return every version of the configured datasets' stores (and shared codebooks) that is not current."""
-    return stale_entries(config.store.open(), list(config.datasets))
+        found, problems = dataset_entries(store, name, roots)
+        entries.extend(found)
+        unmeasured.extend(problems)
+    stale, problems = stale_entries(store, list(config.datasets))
+    listed = {(u.dataset, u.kind) for u in unmeasured}
+    unmeasured.extend(u for u in problems if (u.dataset, u.kind) not in listed)  # one line per damaged store
+    return Measurement(entries, stale, unmeasured)
 
 
 def storage_report(config: PipelineConfig) -> dict[str, Any]:
     """The report document (JSON contract) of the stores as they are now."""
-    document = report_json(collect_storage_entries(config), collect_stale_versions(config))
+    document = measure_storage(config).document()
     document["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return document
 
@@ -145,6 +157,8 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     create_table_artifact(key="storage-report", table=rows, description="Bytes per dataset and representation")
     stale = document["stale_versions"]
     stale_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {human_bytes(v['stored_bytes'])}" for v in stale]
+    unmeasured = document["unmeasured"]
+    unmeasured_lines = [f"- {u['dataset']}/{u['kind']}: {u['problem']} (rerun {u['rerun']})" for u in unmeasured]
     markdown = "\n".join(
         [
             f"# Storage report, {document['created_at']}",
@@ -155,6 +169,10 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
             "",
             *(stale_lines or ["none"]),
             "",
+            f"## Stores that could not be measured: {len(unmeasured)}",
+            "",
+            *(unmeasured_lines or ["none"]),
+            "",
             "## Trend (last reports kept in the store)",
             "",
             trend_markdown(history(store)),
@@ -164,7 +182,10 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     create_markdown_artifact(
         key="storage-report-summary", markdown=markdown, description="Chart, stale versions and trend"
     )
-    get_run_logger().info(
+    logger = get_run_logger()
+    for line in unmeasured_lines:
+        logger.warning("storage report: not measured: %s", line[2:])
+    logger.info(
         "storage report: %d entries, %d stale versions (%s reclaimable), kept at %s/%s.json",
         len(rows),
         len(stale),

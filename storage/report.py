@@ -1,9 +1,13 @@
 """The storage report contract: one entry per (dataset, modality, representation), sizes measured on disk.
 
 ``im2sp report storage --json`` prints ``{"format_version": 2, "entries": [...], "stale_versions": [...],
-"reclaimable_bytes": N}``. Raw bits are counted at
+"reclaimable_bytes": N, "unmeasured": [...]}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
 files (from the current manifests), the image units and the speech units; later stores add theirs.
+
+A store whose control files or markers cannot be read (a damaged ``current.json``, ``version.json`` or commit
+marker, a format this code does not know) is listed under ``unmeasured`` with the reason and the flow whose
+rerun repairs it, and the rest of the report is still measured: one damaged file never hides every size.
 """
 
 from __future__ import annotations
@@ -14,21 +18,23 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from storage.errors import Im2SpError
+from storage.errors import CorruptShardError, DamagedPointerError, Im2SpError, UnsupportedFormatError
 from storage.format import FORMAT_VERSION
 from storage.kinds import (
     IMAGE_CODEBOOK,
     IMAGE_UNITS,
     MANIFESTS,
+    REBUILT_BY,
     SHARED,
     SPEECH_CODEBOOK,
     SPEECH_FEATURES,
     SPEECH_UNITS,
 )
 from storage.manifests import read_table
+from storage.marker import CommitMarker
 from storage.speech_units_writer import stored_frames
 from storage.store import Store
-from storage.versions import current_version, stale_versions
+from storage.versions import StoreVersion, current_pointer, current_version, stale_versions
 
 IMAGE_RAW_BITS = 256 * 256 * 3 * 8
 SPEECH_RAW_BITS_PER_SECOND = 16_000 * 16
@@ -55,6 +61,74 @@ class StorageEntry:
     def ratio_to_raw(self) -> float | None:
         """Stored bits as a fraction of the raw bits (None when there are no raw bits)."""
         return self.stored_bytes * 8 / self.raw_bits if self.raw_bits else None
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    """A store the report could not read: why, and the flow whose rerun rewrites what is damaged."""
+
+    dataset: str
+    kind: str
+    problem: str
+    rerun: str
+
+
+#: What stops one store's measurement without stopping the report: damaged files, formats of newer code.
+UNREADABLE = (CorruptShardError, UnsupportedFormatError)
+
+
+def _unmeasured(dataset: str, kind: str, error: Exception) -> Unmeasured:
+    return Unmeasured(dataset, kind, str(error), REBUILT_BY[kind])
+
+
+def dataset_entries(store: Store, dataset: str, roots: dict[str, str]) -> tuple[list[StorageEntry], list[Unmeasured]]:
+    """Every entry of one dataset (sources, image units, speech units), and the stores that could not be read."""
+    entries: list[StorageEntry] = []
+    problems: list[Unmeasured] = []
+    for kind in (MANIFESTS, IMAGE_UNITS, SPEECH_UNITS):
+        try:
+            if kind == MANIFESTS:
+                entries.extend(source_entries(store, dataset, roots))
+            elif kind == IMAGE_UNITS:
+                entries.extend(image_unit_entries(store, dataset))
+            else:
+                entries.extend(speech_unit_entries(store, dataset))
+        except UNREADABLE as error:
+            problems.append(_unmeasured(dataset, kind, error))
+    return entries, problems
+
+
+def _published(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, list[CommitMarker]] | None:
+    """The current version of a kind and its commit markers; None when none is published.
+
+    Raises:
+        DamagedPointerError: If the pointer names a shard that has no commit marker: its items would go uncounted.
+    """
+    found = current_pointer(store, dataset, kind)
+    if found is None:
+        return None
+    version, shards = found
+    markers = version.committed()
+    lost = sorted({str(shard) for shard in shards} - set(markers)) if isinstance(shards, list) else []
+    if lost:
+        raise DamagedPointerError(
+            f"{store.url_of(f'{dataset}/{kind}/current.json')} names {len(lost)} shard(s) without a commit marker "
+            f"({', '.join(lost[:5])}); rerun {REBUILT_BY[kind]} to rebuild them"
+        )
+    return version, list(markers.values())
+
+
+def _source_rows(store: Store, dataset: str, table: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Rows of the current manifests for the units' source sizes; none when they cannot be read.
+
+    Unreadable manifests are listed (as unmeasured sources) by :func:`source_entries`' own read, so the unit
+    entries lose only their ``source_bytes``, never their stored sizes.
+    """
+    try:
+        sources = current_version(store, dataset, MANIFESTS)
+        return read_table(sources, table).select(columns).to_pylist() if sources is not None else []
+    except UNREADABLE:
+        return []
 
 
 def source_entries(store: Store, dataset: str, roots: dict[str, str]) -> list[StorageEntry]:
@@ -107,15 +181,14 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ``unit_bits`` is the paper's fixed packing (1,024 tokens × ceil(log2 K) bits per image); ``stored_bytes``
     is every file of the version on disk, metadata and markers included.
     """
-    version = current_version(store, dataset, IMAGE_UNITS)
-    if version is None:
+    published = _published(store, dataset, IMAGE_UNITS)
+    if published is None:
         return []
+    version, markers = published
     produced_by = version.info()["produced_by"]
     codebook_size = int(produced_by["codebook_size"])
-    keys = [key for marker in version.committed().values() for key in marker.keys]
-    sources = current_version(store, dataset, MANIFESTS)
-    sizes = read_table(sources, "images").select(["id", "bytes"]).to_pylist() if sources is not None else []
-    by_id = {row["id"]: row["bytes"] or 0 for row in sizes}
+    keys = [key for marker in markers for key in marker.keys]
+    by_id = {row["id"]: row["bytes"] or 0 for row in _source_rows(store, dataset, "images", ["id", "bytes"])}
     return [
         StorageEntry(
             dataset,
@@ -139,17 +212,15 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ``raw_bits`` is the stored utterances' 16 kHz 16-bit PCM (seconds × 256,000); ``unit_bits`` is their
     full-rate frames × ceil(log2 K); ``stored_bytes`` is every file of the version (runs, offsets, markers, metadata).
     """
-    version = current_version(store, dataset, SPEECH_UNITS)
-    if version is None:
+    published = _published(store, dataset, SPEECH_UNITS)
+    if published is None:
         return []
+    version, markers = published
     produced_by = version.info()["produced_by"]
     codebook_size = int(produced_by["codebook_size"])
-    markers = version.committed().values()
     keys = [key for marker in markers for key in marker.keys]
     frames = sum(stored_frames(marker.extra) for marker in markers)
-    sources = current_version(store, dataset, MANIFESTS)
-    rows = read_table(sources, "utterances").select(["id", "bytes", "duration"]).to_pylist() if sources else []
-    by_id = {row["id"]: row for row in rows}
+    by_id = {row["id"]: row for row in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration"])}
     seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
     return [
         StorageEntry(
@@ -184,21 +255,33 @@ DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS)
 SHARED_KINDS = (IMAGE_CODEBOOK, SPEECH_CODEBOOK)
 
 
-def stale_entries(store: Store, datasets: list[str]) -> list[StaleVersion]:
-    """Every version of the datasets' stores (and of the shared codebooks) that is not current, newest first."""
+def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion], list[Unmeasured]]:
+    """Every version of the datasets' stores (and shared codebooks) that is not current, newest first.
+
+    A kind whose pointer cannot be read lists no stale version (which one is current is not known, so none is
+    called reclaimable) and is returned among the unmeasured stores instead.
+    """
     out = []
+    problems = []
     for dataset, kinds in [*((d, DATASET_KINDS) for d in datasets), (SHARED, SHARED_KINDS)]:
         for kind in kinds:
-            for version in stale_versions(store, dataset, kind):
+            try:
+                versions: list[StoreVersion] = stale_versions(store, dataset, kind)
+            except UNREADABLE as error:
+                problems.append(_unmeasured(dataset, kind, error))
+                continue
+            for version in versions:
                 try:
                     created = str(version.info().get("created_at", ""))
                 except (Im2SpError, OSError, ValueError):
                     created = ""
                 out.append(StaleVersion(dataset, kind, version.version, created, store.disk_usage(version.prefix)))
-    return out
+    return out, problems
 
 
-def report_json(entries: list[StorageEntry], stale: list[StaleVersion] | None = None) -> dict[str, Any]:
+def report_json(
+    entries: list[StorageEntry], stale: list[StaleVersion] | None = None, unmeasured: list[Unmeasured] | None = None
+) -> dict[str, Any]:
     """Return the report document of the storage report contract."""
     stale = stale or []
     return {
@@ -206,4 +289,5 @@ def report_json(entries: list[StorageEntry], stale: list[StaleVersion] | None = 
         "entries": [asdict(e) for e in entries],
         "stale_versions": [asdict(v) for v in stale],
         "reclaimable_bytes": sum(v.stored_bytes for v in stale),
+        "unmeasured": [asdict(u) for u in unmeasured or []],
     }

@@ -3,6 +3,10 @@
 Every path handed around inside the project is a store-relative key (``"coco/manifests/…"``); only this
 module turns keys into filesystem paths. Small control files (markers, pointers) are written atomically:
 on a local disk through a temporary file and a rename, on object stores by a single PUT.
+
+A process killed between writing a temporary file and renaming it leaves the temporary behind. Its name
+records the host, process id and a per-process token, so the next write into that folder (the rerun rewrites
+the same file) removes the temporaries of processes of this host that are gone, and never those of a live one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import json
 import os
 import posixpath
 import signal
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +58,74 @@ def _mutation() -> None:
             atexit.register(_record_total)
         if str(_mutation_total) == os.environ.get(KILL_AT_ENV):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: Marks a temporary file: ``<target>.tmp-<32 hex>-<process token>-<pid>@<host>``.
+TEMPORARY_MARK = ".tmp-"
+#: How long a folder counts as swept of abandoned temporaries before a write into it looks again (seconds).
+SWEEP_INTERVAL_S = 600.0
+_HOST = socket.gethostname()
+_process_token = uuid.uuid4().hex[:12]
+_swept: dict[str, float] = {}
+_swept_lock = threading.Lock()
+
+
+def _new_process() -> None:
+    """After a fork the child is a new process: a new token, and no folder counts as swept yet."""
+    global _process_token
+    _process_token = uuid.uuid4().hex[:12]
+    _swept.clear()
+
+
+os.register_at_fork(after_in_child=_new_process)
+
+
+def _temporary_path(target: str) -> str:
+    return f"{target}{TEMPORARY_MARK}{uuid.uuid4().hex}-{_process_token}-{os.getpid()}@{_HOST}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def is_abandoned_temporary(name: str) -> bool:
+    """Whether a file name is a temporary left by a process of this host that no longer runs.
+
+    Temporaries of other hosts, of live processes, and names in any other form are never taken as abandoned.
+    A live process that reuses a dead one's id keeps its temporaries until that process ends too; a process
+    id equal to this process's own is told apart by the per-process token.
+    """
+    _, mark, tail = name.rpartition(TEMPORARY_MARK)
+    ids, at, host = tail.partition("@")
+    parts = ids.split("-")
+    if not mark or not at or host != _HOST or len(parts) != 3 or not parts[2].isdigit():
+        return False
+    token, pid = parts[1], int(parts[2])
+    if pid == os.getpid():
+        return token != _process_token
+    return not _process_alive(pid)
+
+
+def _sweep_abandoned_temporaries(folder: str) -> None:
+    """Remove abandoned temporaries from a local folder, at most once per ``SWEEP_INTERVAL_S`` per process."""
+    now = time.monotonic()
+    with _swept_lock:
+        if now - _swept.get(folder, -SWEEP_INTERVAL_S) < SWEEP_INTERVAL_S:
+            return
+        _swept[folder] = now
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if TEMPORARY_MARK in entry.name and is_abandoned_temporary(entry.name):
+            Path(entry.path).unlink(missing_ok=True)  # another process may have swept it first
 
 
 @functools.cache
@@ -118,7 +192,8 @@ class Store:
         if not self.is_local:
             self.fs.pipe_file(target, data)  # a single PUT is atomic on object stores
             return
-        temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+        _sweep_abandoned_temporaries(posixpath.dirname(target))
+        temporary = _temporary_path(target)
         self.fs.pipe_file(temporary, data)
         self.fs.mv(temporary, target)
 

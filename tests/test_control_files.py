@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,59 @@ def test_a_codebook_flagged_by_verify_is_rebuilt_by_the_next_save(tmp_path: Path
     assert damage.rebuilt_by == "learn-speech-codebook"
     save_speech_codebook(store, centroids, {"extractor_fingerprint": "e"})
     assert verify_store(store, [], flag=False).damaged == ()
+
+
+_WRITER = """
+import os, signal, sys, time
+from storage.store import Store
+store = Store(sys.argv[1])
+if sys.argv[2] == "die":
+    store.fs.mv = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+else:
+    store.fs.mv = lambda *args, **kwargs: time.sleep(120)
+store.write_json("coco/image-units/v1/commits/" + sys.argv[3], {"shard": sys.argv[3]})
+"""
+
+
+def _temporaries(folder: Path) -> list[str]:
+    names = [p.name for p in folder.iterdir()] if folder.exists() else []
+    return sorted(name.split(".tmp-")[0] for name in names if ".tmp-" in name)
+
+
+def test_a_write_removes_temporaries_of_killed_writers_and_keeps_those_of_live_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import storage.store
+
+    store = Store(str(tmp_path))
+    commits = tmp_path / "coco/image-units/v1/commits"
+    live = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), "live", "b.json"])
+    try:
+        deadline = time.monotonic() + 60
+        while _temporaries(commits) != ["b.json"]:
+            assert time.monotonic() < deadline, "the live writer wrote no temporary"
+            time.sleep(0.1)
+        # Killed between writing the temporary and renaming it, as a SIGKILL or a lost machine would.
+        killed = subprocess.run([sys.executable, "-c", _WRITER, str(tmp_path), "die", "a.json"], check=False)
+        assert killed.returncode == -9
+        assert _temporaries(commits) == ["a.json", "b.json"]
+        elsewhere = commits / f"c.json.tmp-{'0' * 32}-token-1@another-host"
+        elsewhere.write_text("{}")
+        legacy = commits / f"d.json.tmp-{'0' * 32}"
+        legacy.write_text("{}")
+
+        store.write_json("coco/image-units/v1/commits/a.json", {"shard": "a"})
+        # The dead writer's temporary is gone; the live writer's, another host's and an unknown form stay.
+        assert _temporaries(commits) == ["b.json", "c.json", "d.json"]
+        assert json.loads((commits / "a.json").read_text()) == {"shard": "a"}
+    finally:
+        live.kill()
+        live.wait()
+    monkeypatch.setattr(storage.store, "_swept", {})  # as a later sweep would see the folder
+    store.write_json("coco/image-units/v1/commits/b.json", {"shard": "b"})
+    assert _temporaries(commits) == ["c.json", "d.json"]
+    assert storage.store.is_abandoned_temporary(f"e.json.tmp-{'0' * 32}-other-{os.getpid()}@{socket.gethostname()}")

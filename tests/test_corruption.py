@@ -5,6 +5,7 @@ A rerun then rebuilds exactly the damaged shards, back to the bytes of the undam
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
     assert "not JSON" in found[IMAGE_UNITS, "current.json"] and lost in found[SPEECH_UNITS, "current.json"]
     with pytest.raises(DamagedPointerError, match=r"image-units/current\.json is damaged.*rerun tokenize-images"):
         build_training_shards_flow(config)
+    # The storage report measures what it can and lists the rest (exit 1), instead of stopping at the first.
+    # The manifests' damaged version.json holds provenance only: their sizes are still measured.
+    reported = CliRunner().invoke(app, ["report", "storage", "--config", str(config_file), "--json"])
+    assert reported.exit_code == 1 and "2 store(s) could not be measured" in reported.stderr, reported.output
+    document = json.loads(reported.stdout)
+    unmeasured = {(u["kind"], u["rerun"]): u["problem"] for u in document["unmeasured"]}
+    assert set(unmeasured) == {(IMAGE_UNITS, "tokenize-images"), (SPEECH_UNITS, "unitize-speech")}, unmeasured
+    assert "not JSON" in unmeasured[IMAGE_UNITS, "tokenize-images"]
+    assert f"without a commit marker ({lost})" in unmeasured[SPEECH_UNITS, "unitize-speech"]
+    measured = {(e["modality"], e["representation"]): e["items"] for e in document["entries"]}
+    assert measured == {("image", "source"): 6, ("speech", "source"): 12}, measured
     assert speech_pointer.exists()
 
     from flows.build_manifests import build_manifests_flow
