@@ -171,8 +171,12 @@ def _build_locked(
     workers: int,
 ) -> ManifestResult:
     version.ensure_created({"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size})
-    current = current_version(version.store, name, KIND, damaged_as_missing=True)  # this build rewrites it
-    if current is not None and current.version == version.version and version.marker(SHARD) is not None:
+    if not version.needs_build(SHARD, version.version):
+        # Committed for exactly these files (the version is their stat fingerprint), not flagged damaged: nothing to
+        # probe again. A pointer that names another version, or is damaged, is only rewritten.
+        current = current_version(version.store, name, KIND, damaged_as_missing=True)
+        if current is None or current.version != version.version:
+            version.publish([SHARD])
         return _result(version, skipped=True)
     progress = sink()
     progress.start(f"{name}: checking media files", len(listing.images) + len(listing.utterances))

@@ -144,3 +144,41 @@ def test_a_write_removes_temporaries_of_killed_writers_and_keeps_those_of_live_o
     store.write_json("coco/image-units/v1/commits/b.json", {"shard": "b"})
     assert _temporaries(commits) == ["c.json", "d.json"]
     assert storage.store.is_abandoned_temporary(f"e.json.tmp-{'0' * 32}-other-{os.getpid()}@{socket.gethostname()}")
+
+
+def test_manifests_repair_without_probing_media_again_and_rebuild_when_flagged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.manifests
+    from storage.kinds import MANIFESTS
+    from storage.manifests import build_manifests
+    from tests.tiny_datasets import coco_entry, tiny_config, write_coco
+
+    write_coco(tmp_path / "coco", [coco_entry(i, "train", [f"Caption {i}."]) for i in range(1, 4)])
+    spec = tiny_config(tmp_path).datasets["coco"]
+    store = Store(str(tmp_path / "store"))
+    built = build_manifests(store, "coco", spec, shard_size=2, workers=1)
+    version = current_version(store, "coco", MANIFESTS)
+    assert version is not None and not built.skipped
+    table = Path(store.path(version.shard_key("all"))) / "images.parquet"
+    clean = table.read_bytes()
+
+    def no_probe(*args: object, **kwargs: object) -> None:
+        raise AssertionError("media probed again")
+
+    # A damaged pointer is rewritten from the committed manifests: the media files are not read again.
+    pointer = Path(store.path("coco/manifests/current.json"))
+    pointer.write_text("{")
+    with monkeypatch.context() as patched:
+        patched.setattr(storage.manifests, "probe_all", no_probe)
+        again = build_manifests(store, "coco", spec, shard_size=2, workers=1)
+    assert again.skipped and again.counts == built.counts
+    repaired = current_version(store, "coco", MANIFESTS)
+    assert repaired is not None and repaired.version == version.version
+
+    # A table flagged damaged by verify is rebuilt (it used to be skipped: its marker exists).
+    table.write_bytes(clean[:-8] + b"garbage!")
+    assert [d.shard_id for d in verify_store(store, ["coco"]).damaged] == ["all"]
+    rebuilt = build_manifests(store, "coco", spec, shard_size=2, workers=1)
+    assert not rebuilt.skipped and rebuilt.counts == built.counts
+    assert not verify_store(store, ["coco"]).damaged and table.read_bytes() == clean
