@@ -11,15 +11,31 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
+def ordered_prefetch(
+    pool: ThreadPoolExecutor,
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    window: int,
+    *,
+    weight: Callable[[R], int] | None = None,
+    max_weight: int | None = None,
+) -> Iterator[R]:
     """Map ``fn`` over items in a thread pool, in order, with at most ``window`` results in flight.
 
-    Bounded look-ahead lets decoding overlap model compute without holding a whole shard in memory.
+    Bounded look-ahead lets decoding overlap model compute without holding a whole shard in memory. With
+    ``weight`` and ``max_weight``, loading also pauses while the results loaded ahead weigh ``max_weight``
+    (so a run of long items holds as much memory ahead as one of short items, not ``window`` times more).
     """
     pending: deque[Future[R]] = deque()
+
+    def loaded() -> int:
+        if weight is None or max_weight is None:
+            return 0
+        return sum(weight(f.result()) for f in pending if f.done() and f.exception() is None)
+
     for item in items:
         pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
+        while pending and (len(pending) >= window or (max_weight is not None and loaded() >= max_weight)):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
@@ -31,16 +47,41 @@ def loaded_batches(
     items: Iterable[T],
     batch_size: int,
     reject: Callable[[str, str], object],
+    *,
+    weight: Callable[[R], int] | None = None,
+    max_weight: int | None = None,
+    window: int | None = None,
 ) -> Iterator[list[tuple[str, R]]]:
-    """Load items ahead in the pool and yield them in batches; a loader's string result is a rejection reason."""
+    """Load items ahead in the pool and yield them in batches; a loader's string result is a rejection reason.
+
+    Args:
+        pool: Threads that run ``load``.
+        load: Returns ``(key, result)``, or ``(key, reason)`` for an item to reject.
+        items: What to load, in order.
+        batch_size: Most items per batch.
+        reject: Called with ``(key, reason)`` for each rejected item.
+        weight: Size of one loaded result (audio samples, bytes), for ``max_weight``.
+        max_weight: A batch ends once its results weigh this much, even short of ``batch_size``: a batch of
+            long items then holds no more memory than one of short ones (a single heavier item is one batch).
+            Loading ahead also pauses at this weight.
+        window: Most results loaded ahead of the consumer (default ``2 × batch_size``).
+    """
+
+    def weigh(loaded: tuple[str, R | str]) -> int:
+        result = loaded[1]
+        return 0 if weight is None or isinstance(result, str) else weight(result)
+
     batch: list[tuple[str, R]] = []
-    for key, result in ordered_prefetch(pool, load, items, 2 * batch_size):
+    total = 0
+    ahead = ordered_prefetch(pool, load, items, window or 2 * batch_size, weight=weigh, max_weight=max_weight)
+    for key, result in ahead:
         if isinstance(result, str):
             reject(key, result)
             continue
         batch.append((key, result))
-        if len(batch) == batch_size:
+        total += weigh((key, result))
+        if len(batch) == batch_size or (max_weight is not None and total >= max_weight):
             yield batch
-            batch = []
+            batch, total = [], 0
     if batch:
         yield batch

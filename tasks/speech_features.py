@@ -8,6 +8,7 @@ Either way the marker's ``extra.frames`` records every utterance's full frame co
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,26 @@ from tasks.prefetch import loaded_batches
 #: batching, so a window of several batches pads far less than batches taken in plan order (C3: plan-order
 #: batches of 8 utterances of 2-6 s cost the HuBERT transformer ~15 % in padding on the CPU).
 SORT_WINDOW = 8
+#: At most this much audio (16 kHz samples: 1,600 s) is handed to the extractor at once, whatever the batch size:
+#: the window's waveforms (~100 MB as float32) and HuBERT-Base features (~250 MB) stay bounded when clips are
+#: long or a GPU batch is large (64 × 8 clips of 100 s would otherwise hold ~8 GB of features).
+WINDOW_SAMPLES = 1_600 * 16_000
+
+
+def window_batches(
+    pool: ThreadPoolExecutor,
+    load: Callable[[tuple[str, str, str]], tuple[str, np.ndarray | str]],
+    items: Iterable[tuple[str, str, str]],
+    batch_size: int,
+    reject: Callable[[str, str], object],
+) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Decoded utterances in windows of ``SORT_WINDOW`` model batches, at most ``WINDOW_SAMPLES`` of audio each.
+
+    The next window is decoded while the extractor computes this one (up to the same count and audio), so
+    I/O overlaps compute and at most two windows of waveforms are held.
+    """
+    size = batch_size * SORT_WINDOW
+    return loaded_batches(pool, load, items, size, reject, weight=len, max_weight=WINDOW_SAMPLES, window=size)
 
 
 def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndarray:
@@ -96,7 +117,7 @@ def extract_shard(
             ThreadPoolExecutor(max_workers=io_workers) as pool,
         ):
             load = partial(load_item, root, min_samples=extractor.min_samples)
-            for batch in loaded_batches(pool, load, job.items, batch_size * SORT_WINDOW, writer.reject):
+            for batch in window_batches(pool, load, job.items, batch_size, writer.reject):
                 computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
                 for (key, _), features in zip(batch, computed, strict=True):
                     total = len(features)

@@ -25,8 +25,7 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob, ShardOutcome, claimed
 from tasks.models import ExtractorRef, extractor_for
-from tasks.prefetch import loaded_batches
-from tasks.speech_features import SORT_WINDOW, features_of, load_item
+from tasks.speech_features import features_of, load_item, window_batches
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def unitize_shard(
                 extractor = extractor_for(source.extractor)
                 load = partial(load_item, root, min_samples=extractor.min_samples)
                 with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                    for batch in loaded_batches(pool, load, job.items, batch_size * SORT_WINDOW, writer.reject):
+                    for batch in window_batches(pool, load, job.items, batch_size, writer.reject):
                         computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
                         for (key, _), values in zip(batch, computed, strict=True):
                             _write_units(writer, index, key, values)
