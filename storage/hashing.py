@@ -21,6 +21,11 @@ def sha256_stream(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Return the hex sha256 of bytes in memory."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     """Return the hex sha256 of a local file, read in 1 MiB blocks."""
     with path.open("rb") as stream:

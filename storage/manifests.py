@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.hashing import fingerprint, fingerprint_rows, sha256_file
+from storage.errors import CorruptShardError
+from storage.hashing import fingerprint, fingerprint_rows, sha256_bytes, sha256_file
 from storage.kinds import MANIFESTS
 from storage.locks import shard_lock
 from storage.parquet_writer import ParquetTablesWriter
@@ -229,10 +230,26 @@ def ok_rows(version: StoreVersion, table: str, columns: list[str]) -> dict[str, 
 
 
 def read_table(version: StoreVersion, table: str) -> pa.Table:
-    """Read one manifest table of a committed manifest version."""
-    version.require_marker(SHARD)
-    with version.store.open(f"{version.shard_key(SHARD)}/{table}.parquet", "rb") as stream:
-        return pq.read_table(stream)
+    """Read one manifest table of a committed manifest version, checked against its commit marker.
+
+    Raises:
+        NotCommittedError: If the manifests are not committed.
+        CorruptShardError: If the table is missing or its bytes differ from what the marker recorded.
+    """
+    marker = version.require_marker(SHARD)
+    name = f"{table}.parquet"
+    key = f"{version.shard_key(SHARD)}/{name}"
+    expected = marker.files.get(name)
+    try:
+        data = version.store.read_bytes(key)
+    except FileNotFoundError:
+        data = None
+    if expected is None or data is None or len(data) != expected.bytes or sha256_bytes(data) != expected.sha256:
+        raise CorruptShardError(
+            f"{version.store.url_of(key)}: missing or does not match its commit marker; rerun build-manifests "
+            "(after `im2sp verify`, which flags it)"
+        )
+    return pq.read_table(pa.BufferReader(data))
 
 
 def _result(version: StoreVersion, *, skipped: bool) -> ManifestResult:

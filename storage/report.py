@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from storage.errors import CorruptShardError, DamagedPointerError, Im2SpError, UnsupportedFormatError
+from storage.errors import DamagedPointerError, Im2SpError
 from storage.format import FORMAT_VERSION
 from storage.kinds import (
     IMAGE_CODEBOOK,
@@ -73,12 +73,15 @@ class Unmeasured:
     rerun: str
 
 
-#: What stops one store's measurement without stopping the report: damaged files, formats of newer code.
-UNREADABLE = (CorruptShardError, UnsupportedFormatError)
+#: What stops one store's measurement without stopping the report: damaged, missing or unparseable files
+#: (``Im2SpError``: damaged markers and pointers, uncommitted shards, formats of newer code; ``OSError``: a
+#: missing file; ``ValueError``: a table pyarrow cannot parse).
+UNREADABLE = (Im2SpError, OSError, ValueError)
 
 
 def _unmeasured(dataset: str, kind: str, error: Exception) -> Unmeasured:
-    return Unmeasured(dataset, kind, str(error), REBUILT_BY[kind])
+    problem = str(error) if isinstance(error, Im2SpError) else f"{type(error).__name__}: {error}"
+    return Unmeasured(dataset, kind, problem, REBUILT_BY[kind])
 
 
 def dataset_entries(store: Store, dataset: str, roots: dict[str, str]) -> tuple[list[StorageEntry], list[Unmeasured]]:

@@ -12,6 +12,7 @@ the same file) removes the temporaries of processes of this host that are gone, 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -60,20 +61,37 @@ def _mutation() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-#: Marks a temporary file: ``<target>.tmp-<32 hex>-<process token>-<pid>@<host>``.
+#: Marks a temporary file: ``<target>.tmp-<32 hex>-<process token>-<pid>@<origin>``.
 TEMPORARY_MARK = ".tmp-"
 #: How long a folder counts as swept of abandoned temporaries before a write into it looks again (seconds).
 SWEEP_INTERVAL_S = 600.0
-_HOST = socket.gethostname()
+
+
+def _origin() -> str:
+    """Where a pid in a temporary's name means a process: this host, this boot, this PID namespace (16 hex).
+
+    Two machines (or two boots) never share a boot id, and containers with their own PID namespace differ in
+    its inode, so a pid is checked only where it names the process that wrote the temporary.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = str(Path("/proc/self/ns/pid").stat().st_ino)
+    except OSError:  # not Linux: the host name alone
+        boot = namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{boot}\0{namespace}".encode()).hexdigest()[:16]
+
+
+_ORIGIN = _origin()
 _process_token = uuid.uuid4().hex[:12]
 _swept: dict[str, float] = {}
 _swept_lock = threading.Lock()
 
 
 def _new_process() -> None:
-    """After a fork the child is a new process: a new token, and no folder counts as swept yet."""
-    global _process_token
+    """After a fork the child is a new process: a new token, a fresh lock, and no folder counts as swept yet."""
+    global _process_token, _swept_lock
     _process_token = uuid.uuid4().hex[:12]
+    _swept_lock = threading.Lock()  # another thread may have held it at the fork
     _swept.clear()
 
 
@@ -81,7 +99,7 @@ os.register_at_fork(after_in_child=_new_process)
 
 
 def _temporary_path(target: str) -> str:
-    return f"{target}{TEMPORARY_MARK}{uuid.uuid4().hex}-{_process_token}-{os.getpid()}@{_HOST}"
+    return f"{target}{TEMPORARY_MARK}{uuid.uuid4().hex}-{_process_token}-{os.getpid()}@{_ORIGIN}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -97,14 +115,15 @@ def _process_alive(pid: int) -> bool:
 def is_abandoned_temporary(name: str) -> bool:
     """Whether a file name is a temporary left by a process of this host that no longer runs.
 
-    Temporaries of other hosts, of live processes, and names in any other form are never taken as abandoned.
+    Temporaries of other hosts, boots or PID namespaces (another container sharing the folder), of live
+    processes (this one's other threads included), and names in any other form are never taken as abandoned.
     A live process that reuses a dead one's id keeps its temporaries until that process ends too; a process
     id equal to this process's own is told apart by the per-process token.
     """
     _, mark, tail = name.rpartition(TEMPORARY_MARK)
-    ids, at, host = tail.partition("@")
+    ids, at, origin = tail.partition("@")
     parts = ids.split("-")
-    if not mark or not at or host != _HOST or len(parts) != 3 or not parts[2].isdigit():
+    if not mark or not at or origin != _ORIGIN or len(parts) != 3 or not parts[2].isdigit():
         return False
     token, pid = parts[1], int(parts[2])
     if pid == os.getpid():
@@ -121,11 +140,12 @@ def _sweep_abandoned_temporaries(folder: str) -> None:
         _swept[folder] = now
     try:
         entries = list(os.scandir(folder))
-    except FileNotFoundError:
+    except OSError:  # no such folder yet, or not listable: housekeeping never fails a write
         return
     for entry in entries:
         if TEMPORARY_MARK in entry.name and is_abandoned_temporary(entry.name):
-            Path(entry.path).unlink(missing_ok=True)  # another process may have swept it first
+            with contextlib.suppress(OSError):  # swept by another process first, or not ours to remove
+                Path(entry.path).unlink()
 
 
 @functools.cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,23 +19,34 @@ def ordered_prefetch(
     *,
     weight: Callable[[R], int] | None = None,
     max_weight: int | None = None,
+    loaders: int = 4,
 ) -> Iterator[R]:
     """Map ``fn`` over items in a thread pool, in order, with at most ``window`` results in flight.
 
     Bounded look-ahead lets decoding overlap model compute without holding a whole shard in memory. With
-    ``weight`` and ``max_weight``, loading also pauses while the results loaded ahead weigh ``max_weight``
-    (so a run of long items holds as much memory ahead as one of short items, not ``window`` times more).
+    ``weight`` and ``max_weight``, loading also pauses while the results loaded ahead weigh ``max_weight``, and
+    at most ``loaders`` loads (the pool's threads) are under way at once, since their weight is known only when
+    they finish: what is held ahead stays below ``max_weight`` plus ``loaders`` items, whatever the item sizes.
     """
     pending: deque[Future[R]] = deque()
 
     def loaded() -> int:
-        if weight is None or max_weight is None:
-            return 0
-        return sum(weight(f.result()) for f in pending if f.done() and f.exception() is None)
+        return sum(weight(f.result()) for f in pending if weight is not None and f.done() and f.exception() is None)
 
     for item in items:
         pending.append(pool.submit(fn, item))
-        while pending and (len(pending) >= window or (max_weight is not None and loaded() >= max_weight)):
+        while pending:
+            if len(pending) >= window:
+                yield pending.popleft().result()
+                continue
+            if max_weight is None:
+                break
+            running = [f for f in pending if not f.done()]
+            if len(running) >= loaders:
+                wait(running, return_when=FIRST_COMPLETED)
+                continue
+            if loaded() < max_weight:
+                break
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
@@ -51,6 +62,7 @@ def loaded_batches(
     weight: Callable[[R], int] | None = None,
     max_weight: int | None = None,
     window: int | None = None,
+    loaders: int = 4,
 ) -> Iterator[list[tuple[str, R]]]:
     """Load items ahead in the pool and yield them in batches; a loader's string result is a rejection reason.
 
@@ -65,6 +77,7 @@ def loaded_batches(
             long items then holds no more memory than one of short ones (a single heavier item is one batch).
             Loading ahead also pauses at this weight.
         window: Most results loaded ahead of the consumer (default ``2 × batch_size``).
+        loaders: The pool's threads: loads under way at once when ``max_weight`` is set.
     """
 
     def weigh(loaded: tuple[str, R | str]) -> int:
@@ -73,7 +86,9 @@ def loaded_batches(
 
     batch: list[tuple[str, R]] = []
     total = 0
-    ahead = ordered_prefetch(pool, load, items, window or 2 * batch_size, weight=weigh, max_weight=max_weight)
+    ahead = ordered_prefetch(
+        pool, load, items, window or 2 * batch_size, weight=weigh, max_weight=max_weight, loaders=loaders
+    )
     for key, result in ahead:
         if isinstance(result, str):
             reject(key, result)

@@ -44,14 +44,18 @@ def window_batches(
     items: Iterable[tuple[str, str, str]],
     batch_size: int,
     reject: Callable[[str, str], object],
+    loaders: int,
 ) -> Iterator[list[tuple[str, np.ndarray]]]:
-    """Decoded utterances in windows of ``SORT_WINDOW`` model batches, at most ``WINDOW_SAMPLES`` of audio each.
+    """Decoded utterances in windows of ``SORT_WINDOW`` model batches, each ended once it holds ``WINDOW_SAMPLES``.
 
-    The next window is decoded while the extractor computes this one (up to the same count and audio), so
-    I/O overlaps compute and at most two windows of waveforms are held.
+    The next window is decoded (by ``loaders`` threads) while the extractor computes this one, up to the same
+    count and audio, so I/O overlaps compute and about two windows of waveforms are held (each at most
+    ``WINDOW_SAMPLES`` plus one clip, and the read-ahead at most that plus ``loaders`` clips).
     """
     size = batch_size * SORT_WINDOW
-    return loaded_batches(pool, load, items, size, reject, weight=len, max_weight=WINDOW_SAMPLES, window=size)
+    return loaded_batches(
+        pool, load, items, size, reject, weight=len, max_weight=WINDOW_SAMPLES, window=size, loaders=loaders
+    )
 
 
 def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndarray:
@@ -117,7 +121,7 @@ def extract_shard(
             ThreadPoolExecutor(max_workers=io_workers) as pool,
         ):
             load = partial(load_item, root, min_samples=extractor.min_samples)
-            for batch in window_batches(pool, load, job.items, batch_size, writer.reject):
+            for batch in window_batches(pool, load, job.items, batch_size, writer.reject, io_workers):
                 computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
                 for (key, _), features in zip(batch, computed, strict=True):
                     total = len(features)

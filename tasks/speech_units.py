@@ -123,7 +123,7 @@ def unitize_shard(
                 extractor = extractor_for(source.extractor)
                 load = partial(load_item, root, min_samples=extractor.min_samples)
                 with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                    for batch in window_batches(pool, load, job.items, batch_size, writer.reject):
+                    for batch in window_batches(pool, load, job.items, batch_size, writer.reject, io_workers):
                         computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
                         for (key, _), values in zip(batch, computed, strict=True):
                             _write_units(writer, index, key, values)

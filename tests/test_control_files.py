@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,10 @@ def test_a_write_removes_temporaries_of_killed_writers_and_keeps_those_of_live_o
     monkeypatch.setattr(storage.store, "_swept", {})  # as a later sweep would see the folder
     store.write_json("coco/image-units/v1/commits/b.json", {"shard": "b"})
     assert _temporaries(commits) == ["c.json", "d.json"]
-    assert storage.store.is_abandoned_temporary(f"e.json.tmp-{'0' * 32}-other-{os.getpid()}@{socket.gethostname()}")
+    # This process's own temporaries (another thread's write in flight) are kept; an earlier process that had
+    # this pid is told apart by its token.
+    assert not storage.store.is_abandoned_temporary(Path(storage.store._temporary_path("e.json")).name)
+    assert storage.store.is_abandoned_temporary(f"e.json.tmp-{'0' * 32}-other-{os.getpid()}@{storage.store._ORIGIN}")
 
 
 def test_manifests_repair_without_probing_media_again_and_rebuild_when_flagged(
@@ -182,3 +184,29 @@ def test_manifests_repair_without_probing_media_again_and_rebuild_when_flagged(
     rebuilt = build_manifests(store, "coco", spec, shard_size=2, workers=1)
     assert not rebuilt.skipped and rebuilt.counts == built.counts
     assert not verify_store(store, ["coco"]).damaged and table.read_bytes() == clean
+
+
+def test_the_storage_report_lists_manifests_it_cannot_read(tmp_path: Path) -> None:
+    from storage.kinds import MANIFESTS
+    from storage.manifests import build_manifests
+    from storage.report import dataset_entries, stale_entries
+    from tests.tiny_datasets import coco_entry, tiny_config, write_coco
+
+    write_coco(tmp_path / "coco", [coco_entry(i, "train", [f"Caption {i}."]) for i in range(1, 4)])
+    store = Store(str(tmp_path / "store"))
+    build_manifests(store, "coco", tiny_config(tmp_path).datasets["coco"], shard_size=2, workers=1)
+    version = current_version(store, "coco", MANIFESTS)
+    assert version is not None
+    entries, problems = dataset_entries(store, "coco", {})
+    assert [e.representation for e in entries] == ["source", "source"] and problems == []
+
+    table = Path(store.path(version.shard_key("all"))) / "images.parquet"
+    table.write_bytes(b"not parquet")  # unreadable, and not yet flagged by verify
+    entries, problems = dataset_entries(store, "coco", {})
+    assert entries == [] and [(p.kind, p.rerun) for p in problems] == [(MANIFESTS, "build-manifests")]
+    assert "images.parquet: missing or does not match its commit marker" in problems[0].problem, problems
+
+    Path(store.path(version.marker_key("all"))).unlink()  # the pointer names a version with no marker
+    entries, problems = dataset_entries(store, "coco", {})
+    assert entries == [] and "not committed" in problems[0].problem, problems
+    assert stale_entries(store, ["coco"]) == ([], [])  # the current version is not called reclaimable

@@ -52,3 +52,29 @@ def test_heavy_items_end_a_batch_early_and_pause_loading_ahead() -> None:
     assert max(ahead) <= 2, ahead
     unbounded = loaded_batches(InlinePool(), _loader(started := []), items, 8, print, window=8)
     assert [len(batch) for batch in unbounded] == [8] and len(started) == 8
+
+
+def test_a_real_pool_stops_loading_ahead_at_the_weight() -> None:
+    import threading
+    import time
+
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def load(item: tuple[str, int]) -> tuple[str, list[int]]:
+        time.sleep(0.002)
+        with lock:
+            started.append(item[0])
+        return item[0], [0] * item[1]
+
+    items = [(f"k{i}", 10) for i in range(60)]
+    ahead, consumed = [], 0
+    with ThreadPoolExecutor(3) as pool:
+        for batch in loaded_batches(pool, load, items, 64, print, weight=len, max_weight=30, window=64, loaders=3):
+            time.sleep(0.01)  # a slow consumer: an unbounded loader would run the whole window ahead
+            consumed += len(batch)
+            with lock:
+                ahead.append(len(started) - consumed)
+    assert consumed == 60
+    # Loaded ahead: below 30 (at most 2 items of 10) plus the 3 loads under way, never the window of 64.
+    assert max(ahead) <= 2 + 3, ahead
