@@ -29,6 +29,7 @@ from storage.blob_writer import BlobWriter
 from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
 from storage.locks import shard_lock
+from storage.reader import verify_shard
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
@@ -282,7 +283,7 @@ def current_speech_codebook(store: Store) -> tuple[str, np.ndarray, dict[str, An
     version = current_version(store, SHARED, SPEECH_CODEBOOK)
     if version is None:
         return None
-    version.require_marker("all")
+    verify_shard(version, "all")  # a flipped byte in the centroids would silently change every unit
     prefix = version.shard_key("all")
     centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
     return version.version, centroids, json.loads(store.read_bytes(f"{prefix}/meta.json"))

@@ -19,7 +19,7 @@ from prefect import task
 
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
-from storage.reader import iter_ragged
+from storage.reader import iter_ragged, verify_shard
 from storage.speech_units_writer import SpeechUnitsWriter
 from storage.store import Store
 from storage.versions import StoreVersion
@@ -49,7 +49,9 @@ def assigner(store: Store, codebook_id: str) -> Any:
     with _LOCK:
         key = (store.url, codebook_id)
         if key not in _INDEXES:
-            prefix = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id).shard_key("all")
+            codebook = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
+            verify_shard(codebook, "all")  # a flipped byte in the centroids would silently change every unit
+            prefix = codebook.shard_key("all")
             centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
             index = faiss.IndexFlatL2(centroids.shape[1])
             index.add(np.ascontiguousarray(centroids, dtype=np.float32))

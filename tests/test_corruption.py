@@ -6,6 +6,7 @@ A rerun then rebuilds exactly the damaged shards, back to the bytes of the undam
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,33 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
     restored = current_version(store, "coco", IMAGE_UNITS)
     assert restored is not None and restored.version == units.version
     assert manifests.info()["dataset"] == "coco"
+
+    # Models are checked before use: a flipped byte in a codebook or a checkpoint would silently change every
+    # unit (or every generated caption), so each consumer refuses it, naming the file.
+    import tasks.speech_units
+    from flows.evaluate_im2sp import _model_folder
+    from storage.kinds import IMAGE_CODEBOOK, SHARED, SPEECH_CODEBOOK, TRAIN_RUNS
+    from tasks.image_codebook import current_codebook
+    from tasks.speech_codebook import current_speech_codebook
+    from tasks.train import latest_checkpoint
+
+    image_codebook = current_version(store, SHARED, IMAGE_CODEBOOK)
+    speech_codebook = current_version(store, SHARED, SPEECH_CODEBOOK)
+    (run,) = [StoreVersion(store, SHARED, TRAIN_RUNS, name) for name in store.list_dirs(f"{SHARED}/{TRAIN_RUNS}")]
+    checkpoint = latest_checkpoint(run)
+    assert image_codebook is not None and speech_codebook is not None and checkpoint is not None
+    centroids, units_codebook = _shard_file(speech_codebook, "all", "centroids.npy"), speech_codebook.version
+    damaged: list[tuple[Path, Callable[[], object]]] = [
+        (_shard_file(image_codebook, "all", "codebook.npy"), lambda: current_codebook(store)),
+        (centroids, lambda: current_speech_codebook(store)),
+        (centroids, lambda: tasks.speech_units.assigner(store, units_codebook)),
+        (_shard_file(run, checkpoint, ".safetensors"), lambda: _model_folder(config)),
+    ]
+    tasks.speech_units._INDEXES.clear()  # the pipeline above built its index in this process
+    for path, use in damaged:
+        intact = path.read_bytes()
+        _flip(path, len(intact) - 3)
+        with pytest.raises(CorruptShardError, match=f"{path.name}: sha256 does not match"):
+            use()
+        path.write_bytes(intact)
+        use()  # intact again: accepted
