@@ -17,7 +17,7 @@ from flows.config import PipelineConfig
 from flows.train_im2sp import training_plan
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
-from storage.reader import verify_shard
+from storage.reader import verified_local_copy
 from storage.versions import StoreVersion, current_version
 from tasks.evaluate import EvalResult, EvalSettings, evaluate_dataset_task
 from tasks.models import AsrRef, VocoderRef, packaged_whisper_ref
@@ -37,8 +37,7 @@ def _model_folder(config: PipelineConfig) -> str:
     latest = latest_checkpoint(run)
     if latest is None:
         raise Im2SpError(f"training run {run.version} has no checkpoint yet: run train-im2sp first")
-    verify_shard(run, latest)  # evaluate only a checkpoint whose files match its marker
-    return str(store.local_copy(run.shard_key(latest)))
+    return str(verified_local_copy(run, latest))  # evaluate only a checkpoint that matches its marker
 
 
 def _asr(config: PipelineConfig) -> AsrRef | None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
 from storage.errors import CorruptShardError
+from storage.hashing import fingerprint
 from storage.marker import CommitMarker
 from storage.versions import StoreVersion
 
@@ -51,6 +53,21 @@ def verify_shard(version: StoreVersion, shard_id: str, *, checksums: bool = True
         if checksums and store.sha256(f"{prefix}/{relpath}") != expected.sha256:
             raise CorruptShardError(f"{where}/{relpath}: sha256 does not match its marker; rebuild the shard")
     return marker
+
+
+def verified_local_copy(version: StoreVersion, shard_id: str) -> Path:
+    """A local folder holding a committed shard whose files match its marker (a model's files, to load).
+
+    On a remote store the download is cached under the marker's checksums, so a shard rebuilt since is
+    downloaded again.
+
+    Raises:
+        NotCommittedError: If the shard has no marker.
+        CorruptShardError: If a file is missing or differs from its marker.
+    """
+    marker = verify_shard(version, shard_id)
+    content = fingerprint({name: checksum.sha256 for name, checksum in marker.files.items()})
+    return version.store.local_copy(version.shard_key(shard_id), content)
 
 
 def _open_group(version: StoreVersion, shard_id: str, verify: bool) -> tuple[CommitMarker, zarr.Group]:

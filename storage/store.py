@@ -272,11 +272,17 @@ class Store:
         """Return the total size in bytes of every file below a key."""
         return sum(f.size for f in self.walk_files(key))
 
-    def local_copy(self, key: str) -> Path:
-        """Return a local folder or file holding a key's content, downloading it once from remote stores."""
+    def local_copy(self, key: str, content: str = "") -> Path:
+        """Return a local folder or file holding a key's content, downloading it once from remote stores.
+
+        Args:
+            key: The store key.
+            content: An id of the content (e.g. its checksums): a key rewritten with other content (a rebuilt
+                shard) is downloaded again instead of served from the cache.
+        """
         if self.is_local:
             return Path(self.path(key))
-        digest = hashlib.sha256(self.url_of(key).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self.url_of(key)}\0{content}".encode()).hexdigest()[:16]
         target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "im2sp" / "store" / digest
         if not target.exists():
             partial = target.with_name(f"{digest}.partial-{uuid.uuid4().hex}")

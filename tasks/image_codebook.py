@@ -17,7 +17,7 @@ from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig
 from storage.blob_writer import BlobWriter
 from storage.kinds import IMAGE_CODEBOOK, SHARED
 from storage.locks import shard_lock
-from storage.reader import verify_shard
+from storage.reader import verified_local_copy
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
@@ -98,8 +98,7 @@ def current_codebook(store: Store) -> tuple[str, Path] | None:
     version = current_version(store, SHARED, IMAGE_CODEBOOK)
     if version is None:
         return None
-    verify_shard(version, "all")  # a flipped byte in the codebook would silently change every unit
-    return version.version, store.local_copy(version.shard_key("all"))
+    return version.version, verified_local_copy(version, "all")  # a flipped byte would change every unit
 
 
 @task(name="learn-patch-codebook")

@@ -30,7 +30,7 @@ from storage.blob_writer import BlobWriter
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.locks import shard_lock
-from storage.reader import iter_webdataset, verify_shard
+from storage.reader import iter_webdataset, verified_local_copy
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.models import TokenizerRef, tokenizer_for
@@ -208,8 +208,7 @@ def train(
     version.ensure_created({"settings": asdict(settings), "data": asdict(data)})
     latest = latest_checkpoint(version)
     if latest is not None:
-        verify_shard(version, latest)  # resume only from a checkpoint whose files match its marker
-        folder = store.local_copy(version.shard_key(latest))
+        folder = verified_local_copy(version, latest)  # resume only from a checkpoint that matches its marker
         model = load_model(folder, device=device)
         state = json.loads((folder / "state.json").read_text())
     else:
