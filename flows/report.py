@@ -25,6 +25,7 @@ from storage.report import (
     Unmeasured,
     dataset_entries,
     report_json,
+    shared_entries,
     stale_entries,
 )
 from storage.sources.spec import CocoSpec
@@ -59,6 +60,9 @@ def measure_storage(config: PipelineConfig) -> Measurement:
         found, problems = dataset_entries(store, name, roots)
         entries.extend(found)
         unmeasured.extend(problems)
+    found, problems = shared_entries(store)
+    entries.extend(found)
+    unmeasured.extend(problems)
     stale, problems = stale_entries(store, list(config.datasets))
     listed = {(u.dataset, u.kind) for u in unmeasured}
     unmeasured.extend(u for u in problems if (u.dataset, u.kind) not in listed)  # one line per damaged store

@@ -2,8 +2,9 @@
 
 ``im2sp report storage --json`` prints ``{"format_version": 2, "entries": [...], "stale_versions": [...],
 "reclaimable_bytes": N, "unmeasured": [...]}``. Raw bits are counted at
-the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. This module covers the source
-files (from the current manifests), the image units and the speech units; later stores add theirs.
+the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. Every store has its entry: the
+source files (from the current manifests), image units, speech units, speech features and training shards per
+dataset, and the shared codebooks and training runs.
 
 A store whose control files or markers cannot be read (a damaged ``current.json``, ``version.json`` or commit
 marker, a format this code does not know) is listed under ``unmeasured`` with the reason and the flow whose
@@ -13,6 +14,7 @@ rerun repairs it, and the rest of the report is still measured: one damaged file
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,12 +31,14 @@ from storage.kinds import (
     SPEECH_CODEBOOK,
     SPEECH_FEATURES,
     SPEECH_UNITS,
+    TRAIN_RUNS,
+    TRAINING_SHARDS,
 )
 from storage.manifests import read_table
 from storage.marker import CommitMarker
 from storage.speech_units_writer import stored_frames
 from storage.store import Store
-from storage.versions import StoreVersion, current_pointer, current_version, stale_versions
+from storage.versions import StoreVersion, current_pointer, current_version, list_versions, stale_versions
 
 IMAGE_RAW_BITS = 256 * 256 * 3 * 8
 SPEECH_RAW_BITS_PER_SECOND = 16_000 * 16
@@ -85,17 +89,22 @@ def _unmeasured(dataset: str, kind: str, error: Exception) -> Unmeasured:
 
 
 def dataset_entries(store: Store, dataset: str, roots: dict[str, str]) -> tuple[list[StorageEntry], list[Unmeasured]]:
-    """Every entry of one dataset (sources, image units, speech units), and the stores that could not be read."""
+    """Every entry of one dataset, and the stores that could not be read.
+
+    Entries: sources, image and speech units, speech features, training shards (in that order).
+    """
     entries: list[StorageEntry] = []
     problems: list[Unmeasured] = []
-    for kind in (MANIFESTS, IMAGE_UNITS, SPEECH_UNITS):
+    measures: list[tuple[str, Callable[[], list[StorageEntry]]]] = [
+        (MANIFESTS, lambda: source_entries(store, dataset, roots)),
+        (IMAGE_UNITS, lambda: image_unit_entries(store, dataset)),
+        (SPEECH_UNITS, lambda: speech_unit_entries(store, dataset)),
+        (SPEECH_FEATURES, lambda: speech_feature_entries(store, dataset)),
+        (TRAINING_SHARDS, lambda: training_shard_entries(store, dataset)),
+    ]
+    for kind, measure in measures:
         try:
-            if kind == MANIFESTS:
-                entries.extend(source_entries(store, dataset, roots))
-            elif kind == IMAGE_UNITS:
-                entries.extend(image_unit_entries(store, dataset))
-            else:
-                entries.extend(speech_unit_entries(store, dataset))
+            entries.extend(measure())
         except UNREADABLE as error:
             problems.append(_unmeasured(dataset, kind, error))
     return entries, problems
@@ -209,6 +218,13 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ]
 
 
+def _speech_sizes(store: Store, dataset: str, keys: list[str]) -> tuple[int, int]:
+    """Manifest bytes and 16 kHz 16-bit PCM bits of the given utterances (0 for a key not in the manifests)."""
+    by_id = {row["id"]: row for row in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration"])}
+    seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
+    return sum(int(by_id[k]["bytes"] or 0) for k in keys if k in by_id), round(seconds * SPEECH_RAW_BITS_PER_SECOND)
+
+
 def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     """Return the entry of a dataset's current speech-unit version (empty when none is published).
 
@@ -223,16 +239,15 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     codebook_size = int(produced_by["codebook_size"])
     keys = [key for marker in markers for key in marker.keys]
     frames = sum(stored_frames(marker.extra) for marker in markers)
-    by_id = {row["id"]: row for row in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration"])}
-    seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
+    source_bytes, raw_bits = _speech_sizes(store, dataset, keys)
     return [
         StorageEntry(
             dataset,
             "speech",
             "units",
             len(keys),
-            sum(int(by_id[k]["bytes"] or 0) for k in keys if k in by_id),
-            round(seconds * SPEECH_RAW_BITS_PER_SECOND),
+            source_bytes,
+            raw_bits,
             frames * max(1, math.ceil(math.log2(codebook_size))),
             store.disk_usage(version.prefix),
             version.url,
@@ -240,6 +255,121 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
             str(produced_by["codebook"]),
         )
     ]
+
+
+def speech_feature_entries(store: Store, dataset: str) -> list[StorageEntry]:
+    """Return the entry of a dataset's current speech-features version (empty when none is published).
+
+    ``items`` are the utterances it holds features of (with ``keep: sample`` only a fraction of each one's
+    frames); ``raw_bits`` is their 16 kHz 16-bit PCM.
+    """
+    published = _published(store, dataset, SPEECH_FEATURES)
+    if published is None:
+        return []
+    version, markers = published
+    keys = [key for marker in markers for key in marker.keys]
+    source_bytes, raw_bits = _speech_sizes(store, dataset, keys)
+    return [
+        StorageEntry(
+            dataset,
+            "speech",
+            "features",
+            len(keys),
+            source_bytes,
+            raw_bits,
+            None,
+            store.disk_usage(version.prefix),
+            version.url,
+            version.version,
+        )
+    ]
+
+
+def training_shard_entries(store: Store, dataset: str) -> list[StorageEntry]:
+    """Return the entry of a dataset's current training shards (empty when none are published).
+
+    One item per stored utterance (its image's units, its speech units, its caption); ``raw_bits`` counts the
+    utterances' PCM plus each distinct image once as 256×256 RGB, ``source_bytes`` their files likewise.
+    """
+    published = _published(store, dataset, TRAINING_SHARDS)
+    if published is None:
+        return []
+    version, markers = published
+    keys = [key for marker in markers for key in marker.keys]
+    speech = {r["id"]: r for r in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration", "image_id"])}
+    image_bytes = {r["id"]: r["bytes"] or 0 for r in _source_rows(store, dataset, "images", ["id", "bytes"])}
+    rows = [speech[key] for key in keys if key in speech]
+    images = {row["image_id"] for row in rows}
+    seconds = sum(float(row["duration"] or 0.0) for row in rows)
+    return [
+        StorageEntry(
+            dataset,
+            "image+speech",
+            "training-shards",
+            len(keys),
+            sum(int(row["bytes"] or 0) for row in rows) + sum(int(image_bytes.get(i, 0)) for i in images),
+            round(seconds * SPEECH_RAW_BITS_PER_SECOND) + len(images) * IMAGE_RAW_BITS,
+            None,
+            store.disk_usage(version.prefix),
+            version.url,
+            version.version,
+        )
+    ]
+
+
+def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
+    """Entries of the shared stores, and those that could not be read.
+
+    The current image and speech codebooks (``items``: codebook entries) and every training run (``items``:
+    committed checkpoints), each with its bytes on disk.
+    """
+    entries: list[StorageEntry] = []
+    problems: list[Unmeasured] = []
+    for kind, modality in ((IMAGE_CODEBOOK, "image"), (SPEECH_CODEBOOK, "speech")):
+        try:
+            published = _published(store, SHARED, kind)
+            if published is None:
+                continue
+            version, _ = published
+            produced_by = version.info().get("produced_by") or {}
+            size = int(produced_by.get("codebook_size") or produced_by.get("clusters") or 0)
+            entries.append(
+                StorageEntry(
+                    SHARED,
+                    modality,
+                    "codebook",
+                    size,
+                    0,
+                    0,
+                    None,
+                    store.disk_usage(version.prefix),
+                    version.url,
+                    version.version,
+                )
+            )
+        except UNREADABLE as error:
+            problems.append(_unmeasured(SHARED, kind, error))
+    for run in list_versions(store, SHARED, TRAIN_RUNS):
+        try:
+            checkpoints = len(run.committed())
+        except UNREADABLE as error:
+            problems.append(_unmeasured(SHARED, TRAIN_RUNS, error))
+            continue
+        entries.append(
+            StorageEntry(
+                SHARED,
+                "model",
+                "checkpoints",
+                checkpoints,
+                0,
+                0,
+                None,
+                store.disk_usage(run.prefix),
+                run.url,
+                run.version,
+            )
+        )
+    return entries, problems
 
 
 @dataclass(frozen=True)
@@ -254,7 +384,7 @@ class StaleVersion:
 
 
 #: Store kinds checked for stale versions: per dataset, and in ``_shared``.
-DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS)
+DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS, TRAINING_SHARDS)
 SHARED_KINDS = (IMAGE_CODEBOOK, SPEECH_CODEBOOK)
 
 

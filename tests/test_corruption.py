@@ -113,8 +113,16 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
     assert set(unmeasured) == {(IMAGE_UNITS, "tokenize-images"), (SPEECH_UNITS, "unitize-speech")}, unmeasured
     assert "not JSON" in unmeasured[IMAGE_UNITS, "tokenize-images"]
     assert f"without a commit marker ({lost})" in unmeasured[SPEECH_UNITS, "unitize-speech"]
-    measured = {(e["modality"], e["representation"]): e["items"] for e in document["entries"]}
-    assert measured == {("image", "source"): 6, ("speech", "source"): 12}, measured
+    measured = {(e["dataset"], e["modality"], e["representation"]): e["items"] for e in document["entries"]}
+    assert measured == {
+        ("coco", "image", "source"): 6,
+        ("coco", "speech", "source"): 12,
+        ("coco", "speech", "features"): 12,
+        ("coco", "image+speech", "training-shards"): 12,
+        ("_shared", "image", "codebook"): config.image_tokenizer.codebook_size,
+        ("_shared", "speech", "codebook"): config.speech.clusters,
+        ("_shared", "model", "checkpoints"): 1,
+    }, measured
     assert speech_pointer.exists()
 
     from flows.build_manifests import build_manifests_flow

@@ -126,6 +126,17 @@ def test_pipeline_tokenizes_sample_images_compactly(sample_dir: Path, tmp_path: 
     speech = [e for e in all_entries if e["representation"] == "units" and e["modality"] == "speech"]
     assert {e["dataset"]: e["items"] for e in speech} == {"coco": 135, "flickr8k": 135}
     assert all(0 < e["stored_bytes"] * 8 < 0.02 * e["raw_bits"] for e in speech)
+    # Every store has its entry: features, training shards, the shared codebooks and the training run.
+    kinds = {(e["dataset"], e["representation"]): e for e in all_entries}
+    for dataset in ("coco", "flickr8k"):
+        features, training = kinds[dataset, "features"], kinds[dataset, "training-shards"]
+        assert features["items"] == training["items"] == 135 and features["stored_bytes"] > 0
+        # The same utterances' PCM, plus each of their images once as 256×256 RGB.
+        images, rest = divmod(training["raw_bits"] - features["raw_bits"], 256 * 256 * 3 * 8)
+        assert 0 < images <= 26 and rest == 0, (dataset, training, features)
+    shared = {(e["modality"], e["representation"]): e for e in all_entries if e["dataset"] == "_shared"}
+    assert shared["image", "codebook"]["items"] == 512 and shared["speech", "codebook"]["stored_bytes"] > 0
+    assert shared["model", "checkpoints"]["items"] >= 1
     entries = [e for e in all_entries if e["representation"] == "units" and e["modality"] == "image"]
     assert {e["dataset"] for e in entries} == {"coco", "flickr8k"}
     for entry in entries:
