@@ -85,7 +85,10 @@ def chart_png(document: dict[str, Any]) -> bytes:
 
     labels, values = [], []
     for entry in document["entries"]:
-        labels.append(f"{entry['dataset']} {entry['modality']} {entry['representation']}")
+        label = f"{entry['dataset']} {entry['modality']} {entry['representation']}"
+        if entry["representation"] == "checkpoints":  # one entry per training run: each its own bar
+            label += f" {entry['version']}"
+        labels.append(label)
         values.append(max(1, entry["stored_bytes"]))
     if document["reclaimable_bytes"]:
         labels.append("stale versions (reclaimable)")

@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.config import PipelineConfig
 from flows.tokenize_images import tokenize_images_flow, tokenizer_ref
 from flows.unitize_speech import speech_units_plan, unitize_speech_flow
-from storage.errors import DamagedPointerError, Im2SpError
+from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS
 from storage.store import Store
 from storage.versions import apply_retention, current_version
@@ -72,8 +72,8 @@ def _speech(config: PipelineConfig, store: Store) -> KindOutcome:
     outcome = KindOutcome("speech")
     try:
         outcome.expected_version = speech_units_plan(config, store).version_id
-    except DamagedPointerError:
-        raise  # damage is not a reason to skip quietly
+    except (CorruptShardError, NotCommittedError, UnsupportedFormatError):
+        raise  # a damaged codebook (pointer, marker or files) is not a reason to skip quietly
     except Im2SpError as error:
         outcome.note = f"skipped: {error}"
         return outcome

@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import MODEL_PRESETS, PipelineConfig
 from flows.tokenize_images import tokenizer_ref
-from storage.errors import DamagedPointerError, Im2SpError
+from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS, TRAINING_SHARDS
 from storage.versions import StoreVersion, current_version
 from tasks.train import TrainData, TrainResult, TrainSettings, train_task
@@ -101,8 +101,8 @@ def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> T
     data, settings, (image_codebook_size, speech_units) = training_plan(config)
     try:
         tokenizer: Any = tokenizer_ref(config, store)
-    except DamagedPointerError:
-        raise  # a damaged codebook pointer is not "no codebook": the run would start without its vectors
+    except (CorruptShardError, NotCommittedError, UnsupportedFormatError):
+        raise  # a damaged codebook (pointer, marker or files) is not "no codebook": the run would lose its vectors
     except Im2SpError:
         tokenizer = None
     result = train_task(

@@ -6,6 +6,7 @@ Nothing here reads a shard without a commit marker, so half-written data is neve
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import zarr
 
 from storage.errors import CorruptShardError
-from storage.hashing import fingerprint
+from storage.hashing import fingerprint, sha256_file
 from storage.marker import CommitMarker
 from storage.versions import StoreVersion
 
@@ -58,16 +59,38 @@ def verify_shard(version: StoreVersion, shard_id: str, *, checksums: bool = True
 def verified_local_copy(version: StoreVersion, shard_id: str) -> Path:
     """A local folder holding a committed shard whose files match its marker (a model's files, to load).
 
-    On a remote store the download is cached under the marker's checksums, so a shard rebuilt since is
-    downloaded again.
+    On a local store the shard's own files are re-hashed. On a remote store only presence and sizes are checked
+    there; the download is cached under the marker's checksums (a shard rebuilt since is downloaded again), and
+    the local files, the ones that will be loaded, are re-hashed: a damaged or partial cached copy is
+    downloaded once more before the shard is called damaged.
 
     Raises:
         NotCommittedError: If the shard has no marker.
         CorruptShardError: If a file is missing or differs from its marker.
     """
-    marker = verify_shard(version, shard_id)
+    store = version.store
+    key = version.shard_key(shard_id)
+    if store.is_local:
+        verify_shard(version, shard_id)
+        return store.local_copy(key)
+    marker = verify_shard(version, shard_id, checksums=False)
     content = fingerprint({name: checksum.sha256 for name, checksum in marker.files.items()})
-    return version.store.local_copy(version.shard_key(shard_id), content)
+    for _ in range(2):
+        folder = store.local_copy(key, content)
+        wrong = _local_mismatch(folder, marker)
+        if wrong is None:
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+    raise CorruptShardError(f"{store.url_of(key)}/{wrong}: sha256 does not match its marker; rebuild the shard")
+
+
+def _local_mismatch(folder: Path, marker: CommitMarker) -> str | None:
+    """The first file of a local copy that is missing or differs from the marker, or None."""
+    for relpath, expected in marker.files.items():
+        path = folder / relpath
+        if not path.is_file() or path.stat().st_size != expected.bytes or sha256_file(path) != expected.sha256:
+            return relpath
+    return None
 
 
 def _open_group(version: StoreVersion, shard_id: str, verify: bool) -> tuple[CommitMarker, zarr.Group]:

@@ -13,6 +13,7 @@ rerun repairs it, and the rest of the report is still measured: one damaged file
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -349,25 +350,20 @@ def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
             )
         except UNREADABLE as error:
             problems.append(_unmeasured(SHARED, kind, error))
-    for run in list_versions(store, SHARED, TRAIN_RUNS):
+    try:
+        runs = list_versions(store, SHARED, TRAIN_RUNS)
+    except UNREADABLE as error:
+        return entries, [*problems, _unmeasured(SHARED, TRAIN_RUNS, error)]
+    for run in runs:
         try:
-            checkpoints = len(run.committed())
+            # Marker files, counted without reading them: a running trainer prunes old checkpoints meanwhile.
+            checkpoints = sum(info.relpath.endswith(".json") for info in store.walk_files(f"{run.prefix}/commits"))
+            stored = store.disk_usage(run.prefix)
         except UNREADABLE as error:
             problems.append(_unmeasured(SHARED, TRAIN_RUNS, error))
             continue
         entries.append(
-            StorageEntry(
-                SHARED,
-                "model",
-                "checkpoints",
-                checkpoints,
-                0,
-                0,
-                None,
-                store.disk_usage(run.prefix),
-                run.url,
-                run.version,
-            )
+            StorageEntry(SHARED, "model", "checkpoints", checkpoints, 0, 0, None, stored, run.url, run.version)
         )
     return entries, problems
 
@@ -388,14 +384,27 @@ DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS, TRAINING
 SHARED_KINDS = (IMAGE_CODEBOOK, SPEECH_CODEBOOK)
 
 
+def _training_inputs(store: Store) -> set[tuple[str, str]]:
+    """The (dataset, training-shards version) pairs some training run was trained on (its ``version.json``)."""
+    used: set[tuple[str, str]] = set()
+    with contextlib.suppress(*UNREADABLE):
+        for run in list_versions(store, SHARED, TRAIN_RUNS):
+            with contextlib.suppress(*UNREADABLE, AttributeError, KeyError, TypeError):
+                data = run.info()["produced_by"]["data"]["versions"]
+                used.update((str(dataset), str(version)) for dataset, version in data.items())
+    return used
+
+
 def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion], list[Unmeasured]]:
     """Every version of the datasets' stores (and shared codebooks) that is not current, newest first.
 
     A kind whose pointer cannot be read lists no stale version (which one is current is not known, so none is
-    called reclaimable) and is returned among the unmeasured stores instead.
+    called reclaimable) and is returned among the unmeasured stores instead. Training-shards versions a
+    training run was trained on are not listed: the run needs them to resume or be evaluated.
     """
     out = []
     problems = []
+    in_use = _training_inputs(store)
     for dataset, kinds in [*((d, DATASET_KINDS) for d in datasets), (SHARED, SHARED_KINDS)]:
         for kind in kinds:
             try:
@@ -404,6 +413,8 @@ def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion]
                 problems.append(_unmeasured(dataset, kind, error))
                 continue
             for version in versions:
+                if kind == TRAINING_SHARDS and (dataset, version.version) in in_use:
+                    continue  # a training run reads it: deleting it would break resuming or evaluating that run
                 try:
                     created = str(version.info().get("created_at", ""))
                 except (Im2SpError, OSError, ValueError):

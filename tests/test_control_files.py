@@ -210,3 +210,53 @@ def test_the_storage_report_lists_manifests_it_cannot_read(tmp_path: Path) -> No
     entries, problems = dataset_entries(store, "coco", {})
     assert entries == [] and "not committed" in problems[0].problem, problems
     assert stale_entries(store, ["coco"]) == ([], [])  # the current version is not called reclaimable
+
+
+def test_a_remote_model_shard_is_hashed_where_it_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import uuid
+
+    from storage.errors import CorruptShardError
+    from storage.reader import verified_local_copy
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = Store(f"memory://models-{uuid.uuid4().hex}")  # a remote store: files are downloaded to load them
+    assert not store.is_local
+    version = StoreVersion(store, "_shared", "image-codebook", "v1")
+    version.ensure_created({"test": True})
+    with BlobWriter(version, "all", input_fingerprint="in") as writer:
+        writer.write("codebook.npy", {"bytes": b"0123456789" * 100})
+    folder = verified_local_copy(version, "all")
+    cached = folder / "codebook.npy"
+    assert cached.read_bytes() == b"0123456789" * 100
+    cached.write_bytes(b"9" * 1000)  # the cached copy is damaged: downloaded again, not loaded
+    assert verified_local_copy(version, "all") == folder and cached.read_bytes() == b"0123456789" * 100
+    # Damaged in the store (same size, other bytes): the good cached copy is still what the marker vouches for;
+    # once it is gone, the download is hashed, fetched once more, then refused.
+    store.fs.pipe_file(store.path(f"{version.shard_key('all')}/codebook.npy"), b"x" * 1000)
+    assert verified_local_copy(version, "all") == folder
+    shutil.rmtree(folder)
+    with pytest.raises(CorruptShardError, match=r"codebook\.npy: sha256 does not match"):
+        verified_local_copy(version, "all")
+
+
+def test_training_shards_a_run_was_trained_on_are_not_called_reclaimable(tmp_path: Path) -> None:
+    from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
+    from storage.report import shared_entries, stale_entries
+
+    store = Store(str(tmp_path))
+    for name in ("v0", "v1", "v2"):
+        version = StoreVersion(store, "coco", TRAINING_SHARDS, name)
+        version.ensure_created({"test": True})
+        with BlobWriter(version, "train-00000", input_fingerprint="in") as writer:
+            writer.write("a.bin", {"bytes": b"data"})
+    StoreVersion(store, "coco", TRAINING_SHARDS, "v2").publish(["train-00000"])
+    run = StoreVersion(store, SHARED, TRAIN_RUNS, "run1")
+    run.ensure_created({"settings": {}, "data": {"versions": {"coco": "v1"}, "splits": ["train"]}})
+    with BlobWriter(run, "step-00000010", input_fingerprint="in") as writer:
+        writer.write("model.safetensors", {"bytes": b"weights"})
+
+    stale, problems = stale_entries(store, ["coco"])
+    assert [(v.kind, v.version) for v in stale] == [(TRAINING_SHARDS, "v0")] and problems == []
+    entries, problems = shared_entries(store)
+    assert [(e.representation, e.version, e.items) for e in entries] == [("checkpoints", "run1", 1)] and not problems

@@ -166,3 +166,12 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
             use()
         path.write_bytes(intact)
         use()  # intact again: accepted
+    # Training refuses a damaged codebook too (it used to take any error there as "no codebook" and train on).
+    from flows.train_im2sp import train_im2sp_flow
+
+    codebook_file = _shard_file(image_codebook, "all", "codebook.npy")
+    intact = codebook_file.read_bytes()
+    _flip(codebook_file, 10)
+    with pytest.raises(CorruptShardError, match=r"codebook\.npy: sha256 does not match"):
+        train_im2sp_flow(config)
+    codebook_file.write_bytes(intact)
