@@ -115,10 +115,24 @@ def _totals(document: dict[str, Any]) -> dict[str, int]:
     return dict(totals)
 
 
-def history(store: Store, limit: int = TREND_ROWS) -> list[dict[str, Any]]:
-    """The last ``limit`` kept reports, oldest first."""
+def history(store: Store, limit: int = TREND_ROWS, unreadable: list[str] | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` kept reports, oldest first.
+
+    A kept report that does not parse as a report document is left out of the trend (its name is appended to
+    ``unreadable``), so one damaged file never stops the storage report.
+    """
     names = [f.relpath for f in store.walk_files(REPORTS) if f.relpath.endswith(".json")]
-    return [json.loads(store.read_bytes(f"{REPORTS}/{name}")) for name in sorted(names)[-limit:]]
+    reports = []
+    for name in sorted(names)[-limit:]:
+        try:
+            document = json.loads(store.read_bytes(f"{REPORTS}/{name}"))
+            _totals(document)
+        except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, or not a report's shape
+            if unreadable is not None:
+                unreadable.append(name)
+            continue
+        reports.append(document)
+    return reports
 
 
 def trend_markdown(reports: list[dict[str, Any]]) -> str:
@@ -164,6 +178,7 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     create_table_artifact(key="storage-report", table=rows, description="Bytes per dataset and representation")
     stale = document["stale_versions"]
     stale_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {human_bytes(v['stored_bytes'])}" for v in stale]
+    skipped: list[str] = []
     unmeasured = document["unmeasured"]
     unmeasured_lines = [f"- {u['dataset']}/{u['kind']}: {u['problem']} (rerun {u['rerun']})" for u in unmeasured]
     markdown = "\n".join(
@@ -182,7 +197,8 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
             "",
             "## Trend (last reports kept in the store)",
             "",
-            trend_markdown(history(store)),
+            trend_markdown(history(store, unreadable=skipped)),
+            *([f"Left out (kept report unreadable): {', '.join(skipped)}"] if skipped else []),
             "",
         ]
     )
@@ -190,6 +206,8 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
         key="storage-report-summary", markdown=markdown, description="Chart, stale versions and trend"
     )
     logger = get_run_logger()
+    for name in skipped:
+        logger.warning("storage report: kept report %s/%s is unreadable; left out of the trend", REPORTS, name)
     for line in unmeasured_lines:
         logger.warning("storage report: not measured: %s", line[2:])
     logger.info(

@@ -106,8 +106,12 @@ def test_retokenize_rebuilds_only_stale_stores_and_applies_retention(tmp_path: P
     assert document["reclaimable_bytes"] == sum(v["stored_bytes"] for v in document["stale_versions"]) > 0
     units = [e for e in document["entries"] if e["representation"] == "units"]
     assert {(e["modality"], e["codebook"]) for e in units} >= {("image", codebooks[-1])}
+    # A damaged kept report is left out of the trend, named, and never stops the report.
+    (tmp_path / "store" / "reports" / "storage" / "20000101T000000Z.json").write_text('{"entries": [{"modal')
     storage_report_flow(config)
-    assert len(history(store)) == 3  # the pipeline ends with a report too
+    unreadable: list[str] = []
+    assert len(history(store, unreadable=unreadable)) == 3  # the pipeline ends with a report too
+    assert unreadable == ["20000101T000000Z.json"]
     assert next((tmp_path / "store" / "reports" / "storage").glob("*.png")).read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(Exception, match="kind must be"):
         retokenize_images_flow(config, kind="video")
