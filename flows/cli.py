@@ -97,7 +97,8 @@ def _print_storage(config_path: Path, *, as_json: bool) -> None:
         if measured.unmeasured:
             console.print(unmeasured_table(measured.unmeasured))
     if measured.unmeasured:  # the sizes above are still right; a script must not take them as the whole store
-        error_console.print(f"[red]{len(measured.unmeasured)} store(s) could not be measured[/red]; see above")
+        where = "`unmeasured` in the JSON" if as_json else "the table above"
+        error_console.print(f"[red]{len(measured.unmeasured)} store(s) could not be measured[/red]; see {where}")
         raise typer.Exit(code=1)
 
 

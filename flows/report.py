@@ -127,7 +127,8 @@ def history(store: Store, limit: int = TREND_ROWS, unreadable: list[str] | None 
         try:
             document = json.loads(store.read_bytes(f"{REPORTS}/{name}"))
             _totals(document)
-        except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, or not a report's shape
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
+            # gone, not JSON, or not a report's shape
             if unreadable is not None:
                 unreadable.append(name)
             continue
@@ -198,7 +199,7 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
             "## Trend (last reports kept in the store)",
             "",
             trend_markdown(history(store, unreadable=skipped)),
-            *([f"Left out (kept report unreadable): {', '.join(skipped)}"] if skipped else []),
+            *(["", f"Left out (kept report unreadable): {', '.join(skipped)}"] if skipped else []),
             "",
         ]
     )

@@ -17,6 +17,7 @@ import zarr
 
 from storage.errors import CorruptShardError
 from storage.hashing import fingerprint, sha256_file
+from storage.kinds import REBUILT_BY
 from storage.marker import CommitMarker
 from storage.versions import StoreVersion
 
@@ -40,20 +41,27 @@ def verify_shard(version: StoreVersion, shard_id: str, *, checksums: bool = True
     marker = version.require_marker(shard_id)
     store = version.store
     prefix = version.shard_key(shard_id)
+    then = _then(version)
     on_disk = {f.relpath: f.size for f in store.walk_files(prefix)}
     where = store.url_of(prefix)
     missing = sorted(set(marker.files) - set(on_disk))
     extra = sorted(set(on_disk) - set(marker.files))
     if missing or extra:
-        raise CorruptShardError(f"{where}: files missing {missing} / unexpected {extra}; rebuild the shard")
+        raise CorruptShardError(f"{where}: files missing {missing} / unexpected {extra}; {then}")
     for relpath, expected in marker.files.items():
         if on_disk[relpath] != expected.bytes:
             raise CorruptShardError(
-                f"{where}/{relpath}: {on_disk[relpath]} bytes, marker says {expected.bytes}; rebuild the shard"
+                f"{where}/{relpath}: {on_disk[relpath]} bytes, marker says {expected.bytes}; {then}"
             )
         if checksums and store.sha256(f"{prefix}/{relpath}") != expected.sha256:
-            raise CorruptShardError(f"{where}/{relpath}: sha256 does not match its marker; rebuild the shard")
+            raise CorruptShardError(f"{where}/{relpath}: sha256 does not match its marker; {then}")
     return marker
+
+
+def _then(version: StoreVersion) -> str:
+    """What a user does about a damaged shard of this kind: flag it, then rerun the flow that rebuilds it."""
+    flow = REBUILT_BY.get(version.kind, "the flow that wrote it")
+    return f"run `im2sp verify` (it flags the shard), then rerun {flow} to rebuild it"
 
 
 def verified_local_copy(version: StoreVersion, shard_id: str) -> Path:
@@ -81,7 +89,7 @@ def verified_local_copy(version: StoreVersion, shard_id: str) -> Path:
         if wrong is None:
             return folder
         shutil.rmtree(folder, ignore_errors=True)
-    raise CorruptShardError(f"{store.url_of(key)}/{wrong}: sha256 does not match its marker; rebuild the shard")
+    raise CorruptShardError(f"{store.url_of(key)}/{wrong}: sha256 does not match its marker; {_then(version)}")
 
 
 def _local_mismatch(folder: Path, marker: CommitMarker) -> str | None:

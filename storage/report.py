@@ -80,8 +80,9 @@ class Unmeasured:
 
 #: What stops one store's measurement without stopping the report: damaged, missing or unparseable files
 #: (``Im2SpError``: damaged markers and pointers, uncommitted shards, formats of newer code; ``OSError``: a
-#: missing file; ``ValueError``: a table pyarrow cannot parse).
-UNREADABLE = (Im2SpError, OSError, ValueError)
+#: missing file; ``ValueError``: a table pyarrow cannot parse; ``KeyError``/``TypeError``: a ``version.json``
+#: or marker that parses but lacks a field or has one of the wrong type).
+UNREADABLE = (Im2SpError, OSError, ValueError, KeyError, TypeError)
 
 
 def _unmeasured(dataset: str, kind: str, error: Exception) -> Unmeasured:
@@ -134,8 +135,9 @@ def _published(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, lis
 def _source_rows(store: Store, dataset: str, table: str, columns: list[str]) -> list[dict[str, Any]]:
     """Rows of the current manifests for the units' source sizes; none when they cannot be read.
 
-    Unreadable manifests are listed (as unmeasured sources) by :func:`source_entries`' own read, so the unit
-    entries lose only their ``source_bytes``, never their stored sizes.
+    Unreadable manifests are listed (as unmeasured sources) by :func:`source_entries`' own read, so the unit,
+    feature and training-shard entries lose only what comes from the manifests (``source_bytes`` and
+    ``raw_bits``, then 0), never their items or stored sizes.
     """
     try:
         sources = current_version(store, dataset, MANIFESTS)
@@ -389,7 +391,7 @@ def _training_inputs(store: Store) -> set[tuple[str, str]]:
     used: set[tuple[str, str]] = set()
     with contextlib.suppress(*UNREADABLE):
         for run in list_versions(store, SHARED, TRAIN_RUNS):
-            with contextlib.suppress(*UNREADABLE, AttributeError, KeyError, TypeError):
+            with contextlib.suppress(*UNREADABLE, AttributeError):
                 data = run.info()["produced_by"]["data"]["versions"]
                 used.update((str(dataset), str(version)) for dataset, version in data.items())
     return used

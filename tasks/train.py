@@ -11,6 +11,7 @@ newest committed checkpoint; on the CPU the continued run is the uninterrupted o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,7 +28,7 @@ from prefect import task
 from im2sp_models.training import Sample, collate, freeze_image_encoder, make_optimiser, train_step
 from im2sp_models.unit_git import build_model, from_git_checkpoint, load_model, save_model
 from storage.blob_writer import BlobWriter
-from storage.errors import Im2SpError
+from storage.errors import CorruptShardError, Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.locks import shard_lock
 from storage.reader import iter_webdataset, verified_local_copy
@@ -159,9 +160,20 @@ def save_checkpoint(
 
 
 def latest_checkpoint(version: StoreVersion) -> str | None:
-    """The newest committed checkpoint's shard id, or None."""
-    steps = sorted(s for s in version.committed() if s.startswith("step-"))
-    return steps[-1] if steps else None
+    """The newest committed checkpoint's shard id that ``im2sp verify`` has not flagged damaged, or None.
+
+    A flagged checkpoint (or one whose marker no longer parses) is passed over: training resumes from the one
+    before it and writes its steps again, evaluation takes the newest intact one.
+    """
+    names = (info.relpath for info in version.store.walk_files(f"{version.prefix}/commits"))
+    steps = sorted(n.removesuffix(".json") for n in names if n.startswith("step-") and n.endswith(".json"))
+    for step in reversed(steps):
+        if version.store.exists(version.damaged_key(step)):
+            continue
+        with contextlib.suppress(CorruptShardError):
+            if version.marker(step) is not None:
+                return step
+    return None
 
 
 def _new_model(settings: TrainSettings, image_codebook_size: int, speech_units: int, vectors: np.ndarray | None) -> Any:

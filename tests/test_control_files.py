@@ -210,6 +210,12 @@ def test_the_storage_report_lists_manifests_it_cannot_read(tmp_path: Path) -> No
     entries, problems = dataset_entries(store, "coco", {})
     assert entries == [] and "not committed" in problems[0].problem, problems
     assert stale_entries(store, ["coco"]) == ([], [])  # the current version is not called reclaimable
+    StoreVersion(store, "coco", MANIFESTS, "older").ensure_created({"test": True})
+    stale, problems = stale_entries(store, ["coco"])
+    assert [v.version for v in stale] == ["older"] and problems == []
+    Path(store.path("coco/manifests/current.json")).write_text("{")  # which version is current: unknown
+    stale, problems = stale_entries(store, ["coco"])
+    assert stale == [] and [(p.kind, p.rerun) for p in problems] == [(MANIFESTS, "build-manifests")]
 
 
 def test_a_remote_model_shard_is_hashed_where_it_is_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -175,3 +175,14 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
     with pytest.raises(CorruptShardError, match=r"codebook\.npy: sha256 does not match"):
         train_im2sp_flow(config)
     codebook_file.write_bytes(intact)
+
+    # A damaged checkpoint, once flagged by verify, is passed over: the rerun of train-im2sp writes it again.
+    _flip(_shard_file(run, checkpoint, ".safetensors"), 50)
+    flagged = CliRunner().invoke(app, ["verify", "--config", str(config_file)], terminal_width=250)
+    assert flagged.exit_code == 1 and "rerun train-im2sp" in flagged.output, flagged.output
+    assert store.exists(run.damaged_key(checkpoint))
+    assert latest_checkpoint(run) != checkpoint
+    train_im2sp_flow(config)
+    assert latest_checkpoint(run) == checkpoint
+    clean_again = CliRunner().invoke(app, ["verify", "--config", str(config_file)])
+    assert clean_again.exit_code == 0, clean_again.output
