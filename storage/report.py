@@ -97,12 +97,13 @@ def dataset_entries(store: Store, dataset: str, roots: dict[str, str]) -> tuple[
     """
     entries: list[StorageEntry] = []
     problems: list[Unmeasured] = []
+    memo: SourceRows = {}  # each manifest table is read (and re-hashed) once for all entries
     measures: list[tuple[str, Callable[[], list[StorageEntry]]]] = [
         (MANIFESTS, lambda: source_entries(store, dataset, roots)),
-        (IMAGE_UNITS, lambda: image_unit_entries(store, dataset)),
-        (SPEECH_UNITS, lambda: speech_unit_entries(store, dataset)),
-        (SPEECH_FEATURES, lambda: speech_feature_entries(store, dataset)),
-        (TRAINING_SHARDS, lambda: training_shard_entries(store, dataset)),
+        (IMAGE_UNITS, lambda: image_unit_entries(store, dataset, memo)),
+        (SPEECH_UNITS, lambda: speech_unit_entries(store, dataset, memo)),
+        (SPEECH_FEATURES, lambda: speech_feature_entries(store, dataset, memo)),
+        (TRAINING_SHARDS, lambda: training_shard_entries(store, dataset, memo)),
     ]
     for kind, measure in measures:
         try:
@@ -132,18 +133,30 @@ def _published(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, lis
     return version, list(markers.values())
 
 
-def _source_rows(store: Store, dataset: str, table: str, columns: list[str]) -> list[dict[str, Any]]:
-    """Rows of the current manifests for the units' source sizes; none when they cannot be read.
+#: The manifest columns the entries look up by item id.
+_SOURCE_COLUMNS = {"images": ["id", "bytes"], "utterances": ["id", "bytes", "duration", "image_id"]}
+#: Manifest rows by table, then item id, read once per report of a dataset (:func:`dataset_entries`).
+SourceRows = dict[str, dict[str, dict[str, Any]]]
+
+
+def _source_rows(store: Store, dataset: str, table: str, memo: SourceRows | None) -> dict[str, dict[str, Any]]:
+    """Rows of the current manifests by item id, for the entries' source sizes; none when they cannot be read.
 
     Unreadable manifests are listed (as unmeasured sources) by :func:`source_entries`' own read, so the unit,
     feature and training-shard entries lose only what comes from the manifests (``source_bytes`` and
-    ``raw_bits``, then 0), never their items or stored sizes.
+    ``raw_bits``, then 0), never their items or stored sizes. ``memo`` keeps each table for the next entry.
     """
+    if memo is not None and table in memo:
+        return memo[table]
     try:
         sources = current_version(store, dataset, MANIFESTS)
-        return read_table(sources, table).select(columns).to_pylist() if sources is not None else []
+        rows = read_table(sources, table).select(_SOURCE_COLUMNS[table]).to_pylist() if sources is not None else []
     except UNREADABLE:
-        return []
+        rows = []
+    found = {row["id"]: row for row in rows}
+    if memo is not None:
+        memo[table] = found
+    return found
 
 
 def source_entries(store: Store, dataset: str, roots: dict[str, str]) -> list[StorageEntry]:
@@ -190,7 +203,7 @@ def source_entries(store: Store, dataset: str, roots: dict[str, str]) -> list[St
     ]
 
 
-def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
+def image_unit_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
     """Return the entry of a dataset's current image-unit store version (empty when none is published).
 
     ``unit_bits`` is the paper's fixed packing (1,024 tokens × ceil(log2 K) bits per image); ``stored_bytes``
@@ -203,7 +216,7 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     produced_by = version.info()["produced_by"]
     codebook_size = int(produced_by["codebook_size"])
     keys = [key for marker in markers for key in marker.keys]
-    by_id = {row["id"]: row["bytes"] or 0 for row in _source_rows(store, dataset, "images", ["id", "bytes"])}
+    by_id = {key: row["bytes"] or 0 for key, row in _source_rows(store, dataset, "images", memo).items()}
     return [
         StorageEntry(
             dataset,
@@ -221,14 +234,14 @@ def image_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ]
 
 
-def _speech_sizes(store: Store, dataset: str, keys: list[str]) -> tuple[int, int]:
+def _speech_sizes(store: Store, dataset: str, keys: list[str], memo: SourceRows | None) -> tuple[int, int]:
     """Manifest bytes and 16 kHz 16-bit PCM bits of the given utterances (0 for a key not in the manifests)."""
-    by_id = {row["id"]: row for row in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration"])}
+    by_id = _source_rows(store, dataset, "utterances", memo)
     seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
     return sum(int(by_id[k]["bytes"] or 0) for k in keys if k in by_id), round(seconds * SPEECH_RAW_BITS_PER_SECOND)
 
 
-def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
+def speech_unit_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
     """Return the entry of a dataset's current speech-unit version (empty when none is published).
 
     ``raw_bits`` is the stored utterances' 16 kHz 16-bit PCM (seconds × 256,000); ``unit_bits`` is their
@@ -242,7 +255,7 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     codebook_size = int(produced_by["codebook_size"])
     keys = [key for marker in markers for key in marker.keys]
     frames = sum(stored_frames(marker.extra) for marker in markers)
-    source_bytes, raw_bits = _speech_sizes(store, dataset, keys)
+    source_bytes, raw_bits = _speech_sizes(store, dataset, keys, memo)
     return [
         StorageEntry(
             dataset,
@@ -260,7 +273,7 @@ def speech_unit_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ]
 
 
-def speech_feature_entries(store: Store, dataset: str) -> list[StorageEntry]:
+def speech_feature_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
     """Return the entry of a dataset's current speech-features version (empty when none is published).
 
     ``items`` are the utterances it holds features of (with ``keep: sample`` only a fraction of each one's
@@ -271,7 +284,7 @@ def speech_feature_entries(store: Store, dataset: str) -> list[StorageEntry]:
         return []
     version, markers = published
     keys = [key for marker in markers for key in marker.keys]
-    source_bytes, raw_bits = _speech_sizes(store, dataset, keys)
+    source_bytes, raw_bits = _speech_sizes(store, dataset, keys, memo)
     return [
         StorageEntry(
             dataset,
@@ -288,7 +301,7 @@ def speech_feature_entries(store: Store, dataset: str) -> list[StorageEntry]:
     ]
 
 
-def training_shard_entries(store: Store, dataset: str) -> list[StorageEntry]:
+def training_shard_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
     """Return the entry of a dataset's current training shards (empty when none are published).
 
     One item per stored utterance (its image's units, its speech units, its caption); ``raw_bits`` counts the
@@ -299,8 +312,8 @@ def training_shard_entries(store: Store, dataset: str) -> list[StorageEntry]:
         return []
     version, markers = published
     keys = [key for marker in markers for key in marker.keys]
-    speech = {r["id"]: r for r in _source_rows(store, dataset, "utterances", ["id", "bytes", "duration", "image_id"])}
-    image_bytes = {r["id"]: r["bytes"] or 0 for r in _source_rows(store, dataset, "images", ["id", "bytes"])}
+    speech = _source_rows(store, dataset, "utterances", memo)
+    image_bytes = {key: row["bytes"] or 0 for key, row in _source_rows(store, dataset, "images", memo).items()}
     rows = [speech[key] for key in keys if key in speech]
     images = {row["image_id"] for row in rows}
     seconds = sum(float(row["duration"] or 0.0) for row in rows)

@@ -5,8 +5,9 @@ module turns keys into filesystem paths. Small control files (markers, pointers)
 on a local disk through a temporary file and a rename, on object stores by a single PUT.
 
 A process killed between writing a temporary file and renaming it leaves the temporary behind. Its name
-records the host, process id and a per-process token, so the next write into that folder (the rerun rewrites
-the same file) removes the temporaries of processes of this host that are gone, and never those of a live one.
+records where it was written (host, boot, PID namespace), the process id and a per-process token, so the next
+write into that folder (the rerun rewrites the same file) removes the temporaries of processes that are gone,
+and never those of a live one.
 """
 
 from __future__ import annotations
