@@ -372,7 +372,7 @@ def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
     for run in runs:
         try:
             # Marker files, counted without reading them: a running trainer prunes old checkpoints meanwhile.
-            checkpoints = sum(info.relpath.endswith(".json") for info in store.walk_files(f"{run.prefix}/commits"))
+            checkpoints = len(run.marker_ids())
             stored = store.disk_usage(run.prefix)
         except UNREADABLE as error:
             problems.append(_unmeasured(SHARED, TRAIN_RUNS, error))

@@ -58,14 +58,6 @@ class VerifyReport:
     damaged: tuple[Damage, ...]
 
 
-def _shard_ids(version: StoreVersion) -> list[str]:
-    return sorted(
-        info.relpath.removesuffix(".json")
-        for info in version.store.walk_files(f"{version.prefix}/commits")
-        if info.relpath.endswith(".json") and "/" not in info.relpath
-    )
-
-
 def verify_store(store: Store, datasets: Iterable[str], *, flag: bool = True) -> VerifyReport:
     """Re-hash every committed shard of every version of the datasets' stores (and the shared ones).
 
@@ -81,7 +73,7 @@ def verify_store(store: Store, datasets: Iterable[str], *, flag: bool = True) ->
             damaged += _control_damage(store, dataset, kind)
             for version in list_versions(store, dataset, kind):
                 versions += 1
-                for shard_id in _shard_ids(version):
+                for shard_id in version.marker_ids():
                     shards += 1
                     try:
                         verify_shard(version, shard_id)

@@ -147,14 +147,17 @@ class StoreVersion:
             raise NotCommittedError(f"shard {shard_id!r} of {self.url} is not committed; run its flow first")
         return marker
 
+    def marker_ids(self) -> list[str]:
+        """Shard ids that have a commit marker file, sorted, without reading (or checking) the markers."""
+        return sorted(
+            info.relpath.removesuffix(".json")
+            for info in self.store.walk_files(f"{self.prefix}/commits")
+            if info.relpath.endswith(".json") and "/" not in info.relpath
+        )
+
     def committed(self) -> dict[str, CommitMarker]:
         """Return every commit marker of this version, by shard id."""
-        markers: dict[str, CommitMarker] = {}
-        for info in self.store.walk_files(f"{self.prefix}/commits"):
-            if info.relpath.endswith(".json") and "/" not in info.relpath:
-                shard_id = info.relpath.removesuffix(".json")
-                markers[shard_id] = self.require_marker(shard_id)
-        return markers
+        return {shard_id: self.require_marker(shard_id) for shard_id in self.marker_ids()}
 
     def needs_build(self, shard_id: str, input_fingerprint: str) -> bool:
         """Whether a shard must be (re)built.

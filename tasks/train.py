@@ -165,8 +165,7 @@ def latest_checkpoint(version: StoreVersion) -> str | None:
     A flagged checkpoint (or one whose marker no longer parses) is passed over: training resumes from the one
     before it and writes its steps again, evaluation takes the newest intact one.
     """
-    names = (info.relpath for info in version.store.walk_files(f"{version.prefix}/commits"))
-    steps = sorted(n.removesuffix(".json") for n in names if n.startswith("step-") and n.endswith(".json"))
+    steps = [shard_id for shard_id in version.marker_ids() if shard_id.startswith("step-")]
     for step in reversed(steps):
         if version.store.exists(version.damaged_key(step)):
             continue
