@@ -4,11 +4,25 @@ from __future__ import annotations
 
 
 class Im2SpError(Exception):
-    """Base class of every error the project raises on purpose."""
+    """Base class of every error the project raises on purpose: a user can cause it, the message says the fix.
+
+    ``im2sp`` prints the message on one line and exits with ``exit_code``: 1 for problems with data, model
+    files or the store, 2 for usage and configuration mistakes.
+    """
+
+    exit_code = 1
 
 
 class ConfigError(Im2SpError):
     """The pipeline configuration is invalid; the message names the bad key."""
+
+    exit_code = 2
+
+
+class UsageError(Im2SpError):
+    """A command was called wrongly (an unknown flow name); the message lists what is accepted."""
+
+    exit_code = 2
 
 
 class SourceFormatError(Im2SpError):
@@ -33,3 +47,21 @@ class NotCommittedError(Im2SpError):
 
 class UnknownModelError(Im2SpError):
     """A registry has no entry of the requested name."""
+
+    exit_code = 2
+
+
+class MissingInputError(Im2SpError):
+    """A flow's input has not been built yet; the message names the flow to run first."""
+
+
+class NotEnoughDataError(Im2SpError):
+    """There is too little data for what the config asks (more codes than training vectors); the key is named."""
+
+
+class StoreAccessError(Im2SpError):
+    """The store refused access or cannot be reached; check its URL and credentials."""
+
+
+class TooManyRejectedError(Im2SpError):
+    """More of a dataset's items were rejected than ``max_rejected_fraction`` allows: a folder is likely wrong."""

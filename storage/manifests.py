@@ -23,6 +23,7 @@ from storage.locks import shard_lock
 from storage.parquet_writer import ParquetTablesWriter
 from storage.probe import probe_all, probe_image, probe_utterance
 from storage.progress import sink
+from storage.rejection_limit import check_rejections
 from storage.shard_plan import PlanItem, PlannedShard, plan_shards
 from storage.sources.coco import list_coco
 from storage.sources.flickr8k import list_flickr8k
@@ -177,6 +178,7 @@ def _build_locked(
         # probe again. A pointer that names another version, or is damaged, is only rewritten.
         current = current_version(version.store, name, KIND, damaged_as_missing=True)
         if current is None or current.version != version.version:
+            _check_rejections(version, spec)
             version.publish([SHARD])
         return _result(version, skipped=True)
     progress = sink()
@@ -188,8 +190,14 @@ def _build_locked(
     with ParquetTablesWriter(version, SHARD, input_fingerprint=version.version) as writer:
         for table_name, rows in _tables(listing, plan).items():
             writer.write(table_name, {"table": pa.Table.from_pylist(rows, schema=_SCHEMAS[table_name])})
+    _check_rejections(version, spec)  # committed (its reasons can be read), but never made current
     version.publish([SHARD])
     return _result(version, skipped=False)
+
+
+def _check_rejections(version: StoreVersion, spec: CocoSpec | Flickr8kSpec) -> None:
+    tables = {name: read_table(version, name) for name in ("images", "captions", "utterances")}
+    check_rejections(version.dataset, spec.kind, tables, spec.max_rejected_fraction)
 
 
 def _plan(listing: SourceListing, shard_size: int) -> list[PlannedShard]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import soundfile
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
-from storage.sources.files import unsafe_path_reason
+from storage.sources.files import listed_part, unsafe_path_reason
 from storage.sources.records import OK, ImageRecord, UtteranceRecord, reject
 
 T = TypeVar("T", ImageRecord, UtteranceRecord)
@@ -49,7 +49,8 @@ def _not_readable(path: Path, relpath: str) -> str | None:
 
 
 def _read(root: Path, record: ImageRecord | UtteranceRecord) -> bytes | None:
-    reason = unsafe_path_reason(root, record.path) or _not_readable(root / record.path, record.path)
+    listed = listed_part(record.base, record.path)
+    reason = unsafe_path_reason(root / record.base, listed) or _not_readable(root / record.path, record.path)
     if reason:
         reject(record, reason)
         return None
@@ -66,6 +67,20 @@ def _read(root: Path, record: ImageRecord | UtteranceRecord) -> bytes | None:
     return data
 
 
+#: EXIF orientations that turn the picture by 90° (transpose, rotate 270, transverse, rotate 90).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height as the image is shown (after its EXIF orientation), which is what gets tokenized."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: the decoders ignore it too
+        return width, height
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
 def probe_image(root: Path, record: ImageRecord) -> None:
     """Fill size, hash and dimensions of an image; reject it when it is missing, unsafe or undecodable."""
     data = _read(root, record)
@@ -74,7 +89,7 @@ def probe_image(root: Path, record: ImageRecord) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # a full decode: a truncated JPEG only fails here
-            record.width, record.height = image.size
+            record.width, record.height = displayed_size(image)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         reject(record, f"undecodable image: {_message(error, record.path)}")
 

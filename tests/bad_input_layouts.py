@@ -343,10 +343,14 @@ class Corpus:
         path.write_bytes(payload)
         return path
 
-    def dataset_specs(self) -> dict[str, dict[str, str]]:
-        """The config's ``datasets`` section for every layout."""
+    def dataset_specs(self) -> dict[str, dict[str, str | float]]:
+        """The config's ``datasets`` section for every layout (mostly bad items on purpose: no rejection limit)."""
         return {
-            name: {"kind": "coco" if isinstance(layout, CocoLayout) else "flickr8k", "root": name}
+            name: {
+                "kind": "coco" if isinstance(layout, CocoLayout) else "flickr8k",
+                "root": name,
+                "max_rejected_fraction": 1.0,
+            }
             for name, layout in self.layouts.items()
         }
 

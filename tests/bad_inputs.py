@@ -103,15 +103,15 @@ KINDS: list[Kind] = [
     Kind("image-jpeg-trailing-bytes", "image", "stored", coco_image(lambda: good_jpeg() + b"\0garbage" * 8)),
     Kind("image-exif-rotated", "image", "stored", coco_image(exif_rotated)),
     # images: paths
-    Kind("image-path-dotdot", "image", "rejected", image_dotdot, ("leaves the dataset root",)),
-    Kind("image-path-backslash-dotdot", "image", "rejected", image_backslash, ("leaves the dataset root",)),
+    Kind("image-path-dotdot", "image", "rejected", image_dotdot, ("leaves the folder it is listed in",)),
+    Kind("image-path-backslash-dotdot", "image", "rejected", image_backslash, ("leaves the folder it is listed in",)),
     Kind("image-path-absolute", "image", "rejected", image_absolute, ("absolute",)),
     Kind(
         "image-symlink-outside-root",
         "image",
         "rejected",
         image_at(lambda c: "outside-link.jpg", symlink_to(lambda c: c.outside_file("linked.jpg", good_jpeg()))),
-        ("outside the dataset root",),
+        ("outside the folder it is listed in",),
     ),
     Kind(
         "image-symlink-inside-root",
@@ -193,14 +193,14 @@ KINDS: list[Kind] = [
     Kind("wav-flac-named-wav", "audio", "stored", coco_wav(lambda: wav_bytes(tone(), fmt="FLAC"))),
     Kind("wav-ogg-named-wav", "audio", "stored", coco_wav(lambda: wav_bytes(tone(), fmt="OGG", subtype="VORBIS"))),
     # audio: paths
-    Kind("wav-path-dotdot", "audio", "rejected", wav_dotdot, ("leaves the dataset root",)),
+    Kind("wav-path-dotdot", "audio", "rejected", wav_dotdot, ("leaves the folder it is listed in",)),
     Kind("wav-path-absolute", "audio", "rejected", wav_absolute, ("absolute",)),
     Kind(
         "wav-symlink-outside-root",
         "audio",
         "rejected",
         wav_at(lambda c: "wavs/train/0/link.wav", symlink_to(lambda c: c.outside_file("linked.wav", good_wav()))),
-        ("outside the dataset root",),
+        ("outside the folder it is listed in",),
     ),
     Kind(
         "wav-directory-not-file",
@@ -209,7 +209,7 @@ KINDS: list[Kind] = [
         wav_at(lambda c: "wavs/train/0/a-folder.wav", as_directory),
         ("directory", "not a file", "not a regular file"),
     ),
-    Kind("flickr-wav-path-dotdot", "audio", "rejected", flickr_wav_dotdot, ("leaves the dataset root",)),
+    Kind("flickr-wav-path-dotdot", "audio", "rejected", flickr_wav_dotdot, ("leaves the folder it is listed in",)),
     # annotations: captions (Karpathy sentences)
     Kind("caption-empty", "annotation", "rejected", coco_caption(raw("")), ("empty",)),
     Kind("caption-whitespace-only", "annotation", "rejected", coco_caption(raw(" \t\u3000\n ")), ("empty",)),

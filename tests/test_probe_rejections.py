@@ -52,7 +52,7 @@ def _renamed_image(root: Path, filename: str) -> CocoSpec:
     write_coco(root, [entry], speech=False)
     entry["filename"] = filename
     (root / "karpathy" / "dataset_coco.json").write_text(json.dumps({"images": [entry], "dataset": "coco"}))
-    return CocoSpec(root=root)
+    return CocoSpec(root=root, max_rejected_fraction=1.0)
 
 
 def test_zero_byte_files_are_rejected_as_empty(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import SourceFormatError
+from storage.errors import SourceFormatError, TooManyRejectedError
 from storage.manifests import build_manifests, list_source, read_table
 from storage.sources.records import OK, SourceListing
 from storage.sources.spec import CocoSpec, Flickr8kSpec
@@ -28,7 +28,7 @@ def _adds_up(listing: SourceListing) -> None:
 
 def _coco(root: Path, entries: list[dict], **kwargs: bool) -> CocoSpec:  # type: ignore[type-arg]
     write_coco(root, entries, **kwargs)
-    return CocoSpec(root=root)
+    return CocoSpec(root=root, max_rejected_fraction=1.0)  # these tests read the per-item reasons
 
 
 def test_coco_listing_reads_karpathy_and_spoken_coco(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_path_traversal_is_rejected(tmp_path: Path, store: Store) -> None:
     result = build_manifests(store, "coco", spec, shard_size=4, workers=1)
     images = read_table(current_version(store, "coco", "manifests"), "images").to_pylist()  # type: ignore[arg-type]
     assert [row["status"] for row in images] == ["rejected"] * 3
-    assert "leaves the dataset root" in images[0]["reason"]
+    assert "leaves the folder it is listed in" in images[0]["reason"]
     assert "absolute" in images[1]["reason"]
     assert "symlink" in images[2]["reason"]
     assert result.counts["images"]["rejected"] == 3
@@ -175,3 +175,78 @@ def test_flickr_kaggle_csv_and_karpathy_splits(tmp_path: Path) -> None:
         ("100_aa.jpg#0", "A dog, running .", "val"),
         ("100_aa.jpg#1", "Second one .", "val"),
     ]
+
+
+def test_flickr_audio_in_a_sibling_folder_is_read(tmp_path: Path, store: Store) -> None:
+    # The Flickr Audio archive unpacks to flickr_audio/ beside the Flickr8k folders, not inside them.
+    root = tmp_path / "Flickr8k"
+    write_flickr(root, {"a.jpg": "train", "b.jpg": "test"}, ["a.jpg#0\tA dog.", "b.jpg#0\tA cat."], [])
+    audio = tmp_path / "flickr_audio"
+    write_flickr(tmp_path / "scratch", {}, [], ["a_0.wav a.jpg #0", "b_0.wav b.jpg #0", "../../c.wav a.jpg #0"])
+    (tmp_path / "scratch" / "flickr_audio").rename(audio)
+    write_image(tmp_path / "c.wav", 0)  # a good file outside the speech folder: must stay unread
+    spec = Flickr8kSpec(root=root, speech="../flickr_audio", max_rejected_fraction=1.0)
+    result = build_manifests(store, "flickr8k", spec, shard_size=4, workers=1)
+    assert result.counts["utterances"] == {"listed": 3, "ok": 2, "rejected": 1}
+    assert result.reasons == {"utterances: unsafe path": 1}
+
+
+def test_spoken_coco_in_a_sibling_folder_and_a_symlinked_image_folder(tmp_path: Path, store: Store) -> None:
+    root = tmp_path / "coco"
+    write_coco(root, [coco_entry(1, "train", ["A dog."]), coco_entry(2, "val", ["A cat."])])
+    (root / "SpokenCOCO").rename(tmp_path / "SpokenCOCO")
+    (root / "COCO_2014").rename(tmp_path / "images-on-another-disk")
+    (root / "COCO_2014").symlink_to(tmp_path / "images-on-another-disk")  # a configured folder may be a link
+    result = build_manifests(store, "coco", CocoSpec(root=root, speech="../SpokenCOCO"), shard_size=4, workers=1)
+    assert result.counts["images"] == {"listed": 2, "ok": 2, "rejected": 0}
+    assert result.counts["utterances"] == {"listed": 2, "ok": 2, "rejected": 0}
+
+
+def test_annotation_file_linked_out_of_its_folder_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    write_coco(root, [coco_entry(1, "train", ["A dog."])])
+    spoken = root / "SpokenCOCO" / "SpokenCOCO_train.json"
+    spoken.rename(tmp_path / "elsewhere.json")
+    spoken.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(SourceFormatError, match=r"outside the folder.*datasets\.coco\.speech"):
+        list_source("coco", CocoSpec(root=root))
+
+
+@pytest.mark.parametrize(("orientation", "size"), [(1, (16, 8)), (3, (16, 8)), (6, (8, 16)), (8, (8, 16))])
+def test_manifest_size_is_the_displayed_size(
+    tmp_path: Path, store: Store, orientation: int, size: tuple[int, int]
+) -> None:
+    from PIL import ExifTags, Image
+
+    spec = _coco(tmp_path, [coco_entry(1, "train", ["A dog."])], speech=False)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation  # 6 and 8: stored sideways, shown upright (phone photos)
+    Image.new("RGB", (16, 8), "red").save(tmp_path / "COCO_2014/train2014/COCO_train2014_000000000001.jpg", exif=exif)
+    build_manifests(store, "coco", spec, shard_size=4, workers=1)
+    images = read_table(current_version(store, "coco", "manifests"), "images").to_pylist()  # type: ignore[arg-type]
+    assert (images[0]["width"], images[0]["height"]) == size
+
+
+def test_a_run_that_rejects_most_items_fails_with_one_line(tmp_path: Path, store: Store) -> None:
+    root = tmp_path / "Flickr8k"
+    wavs = [f"{name}_{n}.wav {name}.jpg #{n}" for name in ("a", "b") for n in range(3)]
+    write_flickr(
+        root, {"a.jpg": "train", "b.jpg": "test"}, [f"{w.split()[1]}{w.split()[2]}\tA dog." for w in wavs], wavs
+    )
+    for wav in (root / "flickr_audio/wavs").glob("*.wav"):
+        wav.unlink()  # the speech folder the config names holds no wav: every utterance is rejected
+    spec = Flickr8kSpec(root=root)
+    with pytest.raises(TooManyRejectedError) as raised:
+        build_manifests(store, "flickr8k", spec, shard_size=4, workers=1)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("flickr8k: 6 of 6 utterances rejected")
+    assert "most common: missing file (6), e.g. 'a_0': missing file: flickr_audio/wavs/a_0.wav" in message
+    assert "check datasets.flickr8k.speech" in message
+    assert current_version(store, "flickr8k", "manifests") is None  # nothing made current
+    with pytest.raises(TooManyRejectedError):  # the committed manifests are checked again, not published
+        build_manifests(store, "flickr8k", spec, shard_size=4, workers=1)
+    allowed = Flickr8kSpec(root=root, max_rejected_fraction=1.0)
+    result = build_manifests(store, "flickr8k", allowed, shard_size=4, workers=1)
+    assert result.skipped and result.counts["utterances"] == {"listed": 6, "ok": 0, "rejected": 6}
+    assert current_version(store, "flickr8k", "manifests") is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.sources.files import clean_text, load_json, require_keys, under
+from storage.sources.files import annotation_file, clean_text, load_json, require_keys, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
 from storage.sources.spec import CocoSpec
@@ -31,7 +31,9 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
     karpathy = read_karpathy(root / spec.karpathy)
     by_file: dict[str, str] = {}
     for entry in karpathy:
-        image = ImageRecord(id=entry.image_id, split=entry.split, path=under(spec.images, entry.relpath))
+        image = ImageRecord(
+            id=entry.image_id, split=entry.split, path=under(spec.images, entry.relpath), base=spec.images
+        )
         if entry.problem:
             reject(image, entry.problem)
         listing.images.append(image)
@@ -39,7 +41,9 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
     annotations = root / spec.annotations if spec.annotations else None
     if annotations is not None and annotations.is_dir():
         for folder in _COCO_FOLDERS:
-            path = annotations / f"captions_{folder}.json"
+            path = annotation_file(
+                root, spec.annotations or "", f"captions_{folder}.json", f"datasets.{name}.annotations"
+            )
             if path.exists():
                 listing.inputs.append(f"{spec.annotations}/{path.name}")
                 listing.captions.extend(_annotation_captions(path))
@@ -52,7 +56,7 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
     if spec.speech:
         listing.media_dirs.append(spec.speech)
         for folder in ("train", "val"):
-            path = root / spec.speech / f"SpokenCOCO_{folder}.json"
+            path = annotation_file(root, spec.speech, f"SpokenCOCO_{folder}.json", f"datasets.{name}.speech")
             if path.exists():
                 listing.inputs.append(f"{spec.speech}/{path.name}")
                 listing.utterances.extend(_spoken_coco(path, spec.speech, by_file))
@@ -89,6 +93,7 @@ def _spoken_coco(path: Path, speech_dir: str, by_file: dict[str, str]) -> list[U
                 image_id=image_id,
                 split="",
                 path=under(speech_dir, str(item.get("wav", ""))),
+                base=speech_dir,
                 text=clean_text(item.get("text", "")),
                 speaker=str(item.get("speaker", "")),
             )

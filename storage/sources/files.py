@@ -111,24 +111,51 @@ def under(folder: str, listed: str) -> str:
     return f"{folder}/{listed}" if folder else listed
 
 
-def unsafe_path_reason(root: Path, relpath: str) -> str | None:
-    """Return why a listed path may not be read, or None when it stays inside the dataset root.
+def listed_part(folder: str, path: str) -> str:
+    """Undo :func:`under`: the path as its annotation file listed it, relative to ``folder``."""
+    prefix = f"{folder}/" if folder else ""
+    return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
-    Absolute paths, ``..`` components and symlinks that resolve outside the root are refused, so an
-    annotation file can never make the pipeline read (and store) files it was not pointed at.
+
+def unsafe_path_reason(base: Path, relpath: str) -> str | None:
+    """Return why a listed path may not be read, or None when it stays inside the folder it was listed for.
+
+    Each configured folder (images, text, speech, annotations) is a trusted base of its own, wherever the
+    config puts it (``speech: ../flickr_audio`` is fine, and so is a folder that is a symlink). What an
+    annotation file lists must stay inside its base: absolute paths, ``..`` components, NUL bytes and
+    symlinks that resolve outside it are refused, so an annotation file can never make the pipeline read
+    (and store) files it was not pointed at.
     """
     if "\x00" in relpath:
         return f"unsafe path: {relpath!r} contains a NUL byte"
     pure = PurePosixPath(relpath.replace("\\", "/"))
     if not relpath or pure.is_absolute() or relpath.startswith("~") or (len(relpath) > 1 and relpath[1] == ":"):
-        return f"unsafe path: {relpath!r} is absolute or empty; listed paths must be relative to the dataset root"
+        return f"unsafe path: {relpath!r} is absolute or empty; listed paths must be relative to their folder"
     if ".." in pure.parts:
-        return f"unsafe path: {relpath!r} leaves the dataset root ('..')"
+        return f"unsafe path: {relpath!r} leaves the folder it is listed in ('..')"
     try:
-        real_root = Path(os.path.realpath(root))
-        real = Path(os.path.realpath(root / pure))
+        real_base = Path(os.path.realpath(base))
+        real = Path(os.path.realpath(base / pure))
     except (OSError, ValueError) as error:
         return f"unsafe path: {relpath!r} cannot be resolved ({error})"
-    if real != real_root and real_root not in real.parents:
-        return f"unsafe path: {relpath!r} resolves outside the dataset root (symlink to {real})"
+    if real != real_base and real_base not in real.parents:
+        return f"unsafe path: {relpath!r} resolves outside the folder it is listed in (symlink to {real})"
     return None
+
+
+def annotation_file(root: Path, folder: str, name: str, key: str) -> Path:
+    """The annotation file ``name`` of a configured folder, refused when it leaves that folder.
+
+    Args:
+        root: The dataset root (configured folders are relative to it).
+        folder: The configured folder, as the config gives it (relative to ``root``, or absolute).
+        name: The file's fixed name inside the folder (``wav2capt.txt``, ``captions_train2014.json``).
+        key: The config key that names the folder, for the message.
+
+    Raises:
+        SourceFormatError: If ``name`` resolves outside the folder (a symlink out).
+    """
+    reason = unsafe_path_reason(root / folder, name)
+    if reason:
+        raise SourceFormatError(f"{root / folder / name}: {reason}; point {key} at the folder that holds it")
+    return root / folder / name

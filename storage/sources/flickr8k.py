@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from storage.errors import SourceFormatError
-from storage.sources.files import clean_text, read_lines, under
+from storage.sources.files import annotation_file, clean_text, read_lines, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
 from storage.sources.spec import Flickr8kSpec
@@ -39,12 +39,13 @@ def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
     else:
         for split, filename in _SPLIT_FILES.items():
             listing.inputs.append(f"{spec.text}/{filename}")
-            listed += [(line.strip(), split, "") for line in read_lines(root / spec.text / filename) if line.strip()]
+            path = annotation_file(root, spec.text, filename, f"datasets.{name}.text")
+            listed += [(line.strip(), split, "") for line in read_lines(path) if line.strip()]
     splits: dict[str, set[str]] = {}
     for filename, split, _ in listed:
         splits.setdefault(filename, set()).add(split)
     for filename, split, problem in listed:
-        image = ImageRecord(id=Path(filename).stem, split=split, path=under(images_dir, filename))
+        image = ImageRecord(id=Path(filename).stem, split=split, path=under(images_dir, filename), base=images_dir)
         if problem:
             reject(image, problem)
         elif len(splits[filename]) > 1:  # train/test leakage: never guess which split wins
@@ -55,11 +56,12 @@ def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
         listing.captions.extend(_kaggle_captions(root / spec.captions_csv))
     else:
         listing.inputs.append(f"{spec.text}/Flickr8k.token.txt")
-        listing.captions.extend(_token_captions(root / spec.text / "Flickr8k.token.txt"))
+        token = annotation_file(root, spec.text, "Flickr8k.token.txt", f"datasets.{name}.text")
+        listing.captions.extend(_token_captions(token))
     if spec.speech:
         listing.media_dirs.append(spec.speech)
         listing.inputs.extend([f"{spec.speech}/wav2capt.txt", f"{spec.speech}/wav2spk.txt"])
-        listing.utterances.extend(_flickr_audio(root, spec.speech, listing.captions))
+        listing.utterances.extend(_flickr_audio(root, spec.speech, listing.captions, f"datasets.{name}.speech"))
     listing.link()
     return listing
 
@@ -108,15 +110,15 @@ def _kaggle_captions(path: Path) -> list[CaptionRecord]:
     return captions
 
 
-def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> list[UtteranceRecord]:
+def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord], key: str) -> list[UtteranceRecord]:
     texts = {c.id: c.text for c in captions}
     speakers: dict[str, str] = {}
-    for line in read_lines(root / speech / "wav2spk.txt"):
+    for line in read_lines(annotation_file(root, speech, "wav2spk.txt", key)):
         wav, _, speaker = line.strip().partition(" ")
         if wav:
             speakers[wav] = speaker.strip()
     utterances = []
-    for number, line in enumerate(read_lines(root / speech / "wav2capt.txt"), start=1):
+    for number, line in enumerate(read_lines(annotation_file(root, speech, "wav2capt.txt", key)), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -126,6 +128,7 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord]) -> lis
             image_id="",
             split="",
             path=under(f"{speech}/wavs", wav),
+            base=f"{speech}/wavs",
             text="",
             speaker=speakers.get(wav, ""),
         )

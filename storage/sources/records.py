@@ -25,6 +25,8 @@ class ImageRecord:
     sha256: str | None = None
     width: int | None = None
     height: int | None = None
+    #: The configured folder ``path`` was listed in (relative to the dataset root): what the path must stay inside.
+    base: str = ""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class UtteranceRecord:
     sha256: str | None = None
     duration: float | None = None
     sample_rate: int | None = None
+    #: The configured folder ``path`` was listed in (relative to the dataset root): what the path must stay inside.
+    base: str = ""
 
 
 class _Record(Protocol):

@@ -12,6 +12,13 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     root: Path = Field(description="Dataset root folder; every other path is relative to it.")
+    max_rejected_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="build-manifests fails (and publishes nothing) when a table rejects more than this "
+        "fraction of its items: a wrong folder, not a damaged dataset.",
+    )
 
 
 class CocoSpec(_Spec):
