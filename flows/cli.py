@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from storage.errors import Im2SpError
+from flows.cli_errors import DEBUG_VARIABLE, quiet_prefect_console, reported
 
 app = typer.Typer(help="Offline data pipeline for image-to-speech captioning.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports on the stores.", no_args_is_help=True)
@@ -23,9 +23,14 @@ error_console = Console(stderr=True)  # messages that must not mix into --json o
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Pipeline YAML config.", exists=False)]
 
 
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}")
-    return typer.Exit(code=2)
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show tracebacks instead of one-line errors (or set {DEBUG_VARIABLE}=1).")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
 
 
 @app.command("sample-data")
@@ -33,11 +38,8 @@ def sample_data(directory: Annotated[Path, typer.Argument(help="Folder to write 
     """Write small COCO and Flickr8k datasets in their real layouts, plus DIR/pipeline.yaml."""
     from storage.sample.build import write_sample_data
 
-    with console.status("writing sample images, captions and speech (Piper)…"):
-        try:
-            config = write_sample_data(directory)
-        except Im2SpError as error:
-            raise _fail(error) from None
+    with console.status("writing sample images, captions and speech (Piper)…"), reported():
+        config = write_sample_data(directory)
     console.print(f"sample data written; config: [bold]{config}[/bold]")
 
 
@@ -50,6 +52,7 @@ def run_flow(name: str, config_path: Path) -> object:
 
     config = load_config(config_path)
     flow = get_flow(name)
+    quiet_prefect_console()  # prefect is imported by now: its console handlers exist
     set_sink(RichProgressSink(console))
     try:
         results = flow(config)  # shard tasks run where config.runner says (flows/runner.py)
@@ -62,24 +65,18 @@ def run_flow(name: str, config_path: Path) -> object:
 @app.command("run")
 def run(flow: Annotated[str, typer.Argument(help="Flow name, e.g. build-manifests.")], config: ConfigOption) -> None:
     """Run one flow locally with the given config."""
-    try:
+    with reported():
         run_flow(flow, config)
-    except (Im2SpError, KeyError) as error:
-        raise _fail(error) from None
-    except PermissionError as error:  # an object store refused the credentials
-        raise _fail(Im2SpError(f"the store refused access ({error}): check its credentials")) from None
 
 
 @app.command("demo")
 def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for sample data and store.")]) -> None:
     """Build the sample data (once), run the whole pipeline on it and print the storage report."""
     config = workdir / "pipeline.yaml"
-    try:
+    with reported():
         if not config.exists():
             sample_data(workdir)
         run_flow("im2sp-pipeline", config)  # ends with storage-report, whose table it prints
-    except Im2SpError as error:
-        raise _fail(error) from None
 
 
 def _print_storage(config_path: Path, *, as_json: bool) -> None:
@@ -114,11 +111,9 @@ def verify(
     from flows.console import damage_table
     from storage.verify import verify_store
 
-    try:
+    with reported():
         loaded = load_config(config)
         report = verify_store(loaded.store.open(), loaded.datasets, flag=flag)
-    except Im2SpError as error:
-        raise _fail(error) from None
     console.print(f"checked {report.shards} shard(s) in {report.versions} store version(s)")
     if not report.damaged:
         console.print("[green]no damaged shard[/green]")
@@ -140,10 +135,8 @@ def serve_command(config: ConfigOption) -> None:
     """Serve every flow as a Prefect deployment (named like the flow) with this config; Ctrl-C stops."""
     from flows.serve import serve
 
-    try:
+    with reported():
         serve(config)
-    except Im2SpError as error:
-        raise _fail(error) from None
 
 
 @report_app.command("storage")
@@ -151,10 +144,8 @@ def report_storage(
     config: ConfigOption, as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract.")] = False
 ) -> None:
     """Report items, raw bits and bytes on disk per dataset, modality and representation."""
-    try:
+    with reported():
         _print_storage(config, as_json=as_json)
-    except Im2SpError as error:
-        raise _fail(error) from None
 
 
 @codebook_app.command("import-kmeans")
@@ -171,13 +162,11 @@ def import_kmeans_command(
     from tasks.models import extractor_for
     from tasks.speech_codebook import import_kmeans
 
-    try:
+    with reported():
         loaded = load_config(config)
         store = loaded.store.open()
         extractor = extractor_for(extractor_ref(loaded))
         ref = import_kmeans(store, path, extractor.fingerprint, trust_pickle=trust_pickle)
-    except Im2SpError as error:
-        raise _fail(error) from None
     console.print(f"speech codebook {ref.codebook_id} (K={ref.clusters}, dim {ref.dim}) at {ref.url}")
 
 
@@ -185,4 +174,6 @@ def main() -> None:
     """Entry point of the ``im2sp`` console script."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # The ephemeral API server's 20 s default start-up limit is too short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     app()

@@ -17,6 +17,7 @@ from flows.retokenize_images import retokenize_images_flow
 from flows.tokenize_images import tokenize_images_flow
 from flows.train_im2sp import train_im2sp_flow
 from flows.unitize_speech import unitize_speech_flow
+from storage.errors import UsageError
 
 FLOWS: dict[str, Any] = {
     "build-manifests": build_manifests_flow,
@@ -35,8 +36,12 @@ FLOWS: dict[str, Any] = {
 
 
 def get_flow(name: str) -> Callable[..., Any]:
-    """Return the flow of a name, or raise KeyError listing the known names."""
+    """Return the flow of a name.
+
+    Raises:
+        UsageError: If no flow has that name (the message lists the known names).
+    """
     if name not in FLOWS:
-        raise KeyError(f"unknown flow {name!r}; known flows: {', '.join(sorted(FLOWS))}")
+        raise UsageError(f"unknown flow {name!r}; known flows: {', '.join(sorted(FLOWS))}")
     flow: Callable[..., Any] = FLOWS[name]
     return flow

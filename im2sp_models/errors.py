@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.errors import Im2SpError, UnknownModelError
+from storage.errors import Im2SpError, NotEnoughDataError, UnknownModelError
 
 
 class ItemRejected(Im2SpError):  # noqa: N818 - a verdict on one item, recorded as a rejection
@@ -13,4 +13,4 @@ class CheckpointError(Im2SpError):
     """A checkpoint is missing, of the wrong layout, or refused (pickles without ``trust_pickle``)."""
 
 
-__all__ = ["CheckpointError", "ItemRejected", "UnknownModelError"]
+__all__ = ["CheckpointError", "ItemRejected", "NotEnoughDataError", "UnknownModelError"]

@@ -250,3 +250,12 @@ def test_a_run_that_rejects_most_items_fails_with_one_line(tmp_path: Path, store
     result = build_manifests(store, "flickr8k", allowed, shard_size=4, workers=1)
     assert result.skipped and result.counts["utterances"] == {"listed": 6, "ok": 0, "rejected": 6}
     assert current_version(store, "flickr8k", "manifests") is not None
+
+
+def test_a_speech_folder_without_spoken_coco_lists_is_a_wrong_folder(tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    write_coco(root, [coco_entry(1, "train", ["A dog."])], speech=False)
+    (root / "wavs").mkdir()
+    with pytest.raises(SourceFormatError, match=r"no SpokenCOCO_train\.json.*datasets\.coco\.speech"):
+        list_source("coco", CocoSpec(root=root, speech="wavs"))
+    assert list_source("coco", CocoSpec(root=root, speech="absent")).utterances == []  # no folder: no speech

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from im2sp_models.device import resolve_device
-from im2sp_models.errors import CheckpointError
+from im2sp_models.errors import CheckpointError, NotEnoughDataError
 from im2sp_models.image_tokenizers.registry import register_tokenizer
 
 #: faiss warns below this many training points per centroid; we refuse instead of training a poor codebook.
@@ -157,16 +157,16 @@ class PatchVQ:
         """Learn a codebook with faiss k-means from preprocessed images (a bounded sample of a dataset).
 
         Raises:
-            ValueError: If there are fewer than 39 patches per code (faiss's floor for a sound clustering).
+            NotEnoughDataError: If there are fewer than 39 patches per code (faiss's floor for a sound clustering).
         """
         import faiss
 
         patches = np.concatenate([to_patches(image[None], config.patch) for image in images])
         needed = MIN_POINTS_PER_CENTROID * config.codebook_size
         if len(patches) < needed:
-            raise ValueError(
-                f"{len(patches)} patches cannot train {config.codebook_size} codes (need ≥ {needed}); "
-                f"use a smaller codebook_size or more images"
+            raise NotEnoughDataError(
+                f"{len(patches)} patches cannot train {config.codebook_size} codes (need ≥ {needed}); lower "
+                "image_tokenizer.codebook_size or raise image_tokenizer.sample_images (or add training images)"
             )
         resolved = resolve_device(device)
         kmeans = faiss.Kmeans(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.errors import SourceFormatError
 from storage.sources.files import annotation_file, clean_text, load_json, require_keys, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
@@ -53,13 +54,19 @@ def list_coco(name: str, spec: CocoSpec) -> SourceListing:
                 CaptionRecord(id=sentid, image_id=entry.image_id, split=entry.split, text=raw)
                 for sentid, raw in entry.sentences
             )
-    if spec.speech:
+    if spec.speech and (root / spec.speech).is_dir():  # no such folder: a dataset without speech
         listing.media_dirs.append(spec.speech)
         for folder in ("train", "val"):
             path = annotation_file(root, spec.speech, f"SpokenCOCO_{folder}.json", f"datasets.{name}.speech")
             if path.exists():
                 listing.inputs.append(f"{spec.speech}/{path.name}")
                 listing.utterances.extend(_spoken_coco(path, spec.speech, by_file))
+        # A folder holding no SpokenCOCO list is the wrong folder, not "no speech".
+        if not any(read.startswith(f"{spec.speech}/") for read in listing.inputs):
+            raise SourceFormatError(
+                f"{root / spec.speech}: no SpokenCOCO_train.json or SpokenCOCO_val.json; point "
+                f"datasets.{name}.speech at the SpokenCOCO folder (or set it to null for no speech)"
+            )
     listing.link()
     return listing
 

@@ -1,0 +1,110 @@
+"""A user's mistake through ``im2sp`` is one ``error:`` line and an exit code (2: usage/config, 1: data/store).
+
+Each documented mistake runs the real CLI in a subprocess (the ephemeral Prefect server included, where the
+mistake is found inside a flow) and must print no traceback and no Prefect ERROR record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage.manifests import build_manifests
+from storage.sources.spec import CocoSpec
+from storage.store import Store
+from tests.tiny_datasets import coco_entry, write_coco
+
+IM2SP = str(Path(sys.executable).parent / "im2sp")
+GOOD = "datasets:\n  coco: {kind: coco, root: coco}\nsharding: {shard_size: 2}\n"
+
+#: (case, config text or None for no file, im2sp arguments after the config, exit code, text in the error line)
+CASES = [
+    ("config file missing", None, ["run", "build-manifests"], 2, "cannot read the config"),
+    ("config not YAML", "datasets: [\n", ["run", "build-manifests"], 2, "not valid YAML"),
+    ("config key misspelt", GOOD + "sharding: {shard_sise: 2}\n", ["run", "build-manifests"], 2, "shard_sise"),
+    ("flow name misspelt", GOOD, ["run", "tokenise-images"], 2, "unknown flow 'tokenise-images'"),
+    (
+        "dataset root wrong",
+        "datasets:\n  coco: {kind: coco, root: cocoa}\n",
+        ["run", "build-manifests"],
+        1,
+        "file not found; check the dataset paths",
+    ),
+    (
+        "speech folder empty",
+        "datasets:\n  coco: {kind: coco, root: coco-no-wavs}\n",
+        ["run", "build-manifests"],
+        1,
+        "utterances rejected",
+    ),
+    (
+        "flow before its input",
+        "store: {url: store-empty}\n" + GOOD,
+        ["run", "learn-image-codebook"],
+        1,
+        "run build-manifests first",
+    ),
+    (
+        "more codes than patches",
+        GOOD + "image_tokenizer: {codebook_size: 4096}\n",
+        ["run", "learn-image-codebook"],
+        1,
+        "lower image_tokenizer.codebook_size",
+    ),
+    (
+        "checkpoint missing",
+        GOOD + "image_tokenizer: {name: vit-vqgan, checkpoint: vqgan.ckpt}\n",
+        ["run", "tokenize-images"],
+        1,
+        "no such checkpoint",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny COCO datasets, one with its manifests already built in the configs' store."""
+    root = tmp_path_factory.mktemp("cli-errors")
+    entries = [coco_entry(i, "train" if i % 3 else "test", ["A dog."]) for i in range(1, 7)]
+    write_coco(root / "coco", entries)
+    shutil.copytree(root / "coco", root / "coco-no-wavs")
+    for wav in (root / "coco-no-wavs" / "SpokenCOCO").rglob("*.wav"):
+        wav.unlink()
+    build_manifests(Store(str(root / "store")), "coco", CocoSpec(root=root / "coco"), shard_size=2)
+    return root
+
+
+def _im2sp(workdir: Path, args: list[str], *, debug: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("IM2SP_DEBUG", "PREFECT_API_URL")}
+    env["PREFECT_HOME"] = str(workdir / "prefect-home")
+    flags = ["--debug"] if debug else []
+    return subprocess.run(
+        [IM2SP, *flags, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize(("case", "config", "args", "code", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_a_user_mistake_is_one_line(
+    workdir: Path, case: str, config: str | None, args: list[str], code: int, expected: str
+) -> None:
+    path = workdir / f"{case.replace(' ', '-')}.yaml"
+    if config is not None:
+        path.write_text(config)
+    done = _im2sp(workdir, [*args, "--config", path.name])
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if "error:" in line.lower()]
+    assert "Traceback" not in output and "| ERROR" not in output, output
+    assert len(errors) == 1 and errors[0].startswith("error: "), output
+    assert expected in errors[0], output
+    assert done.returncode == code, output
+
+
+def test_debug_shows_the_traceback(workdir: Path) -> None:
+    done = _im2sp(workdir, ["run", "tokenise-images", "--config", "config-file-missing.yaml"], debug=True)
+    assert "Traceback" in done.stdout + done.stderr
+    assert done.returncode != 0
