@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ from storage.versions import StoreVersion
 from tasks.models import TokenizerRef, tokenizer_for
 
 THUMB = 128
+#: The most bytes the inline copy of a preview may take (before base64): a markdown artifact carries it, and
+#: the Prefect UI shows an inline image where it would show only a path to the full PNG.
+INLINE_PREVIEW_BYTES = 100_000
+_INLINE_QUALITIES = (85, 70, 55, 40)
+_INLINE_MIN_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,38 @@ def check_reconstruction(
     key = f"reports/tokenize-images/{dataset}-{version_id}-preview.png"
     store.write_bytes(key, buffer.getvalue())
     return ReconstructionReport(dataset, len(keys), float(np.mean(scores)), float(np.min(scores)), key)
+
+
+def inline_preview(png: bytes, limit: int = INLINE_PREVIEW_BYTES) -> bytes:
+    """A JPEG copy of a preview PNG of at most ``limit`` bytes, to inline where the PNG is too large.
+
+    The quality drops first, then the image shrinks by a quarter per step (keeping its aspect ratio), until
+    the JPEG fits. Past a shortest side of 32 px it stops shrinking and returns the smallest JPEG it made.
+
+    Args:
+        png: The preview as written to the store.
+        limit: The most bytes the JPEG may take.
+
+    Returns:
+        The JPEG bytes.
+    """
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
+    while True:
+        for quality in _INLINE_QUALITIES:
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=quality, optimize=True)
+            if buffer.tell() <= limit:
+                return buffer.getvalue()
+        if min(image.size) <= _INLINE_MIN_SIDE:
+            return buffer.getvalue()
+        width, height = image.size
+        image = image.resize((max(1, width * 3 // 4), max(1, height * 3 // 4)), Image.Resampling.LANCZOS)
+
+
+def inline_preview_uri(png: bytes, limit: int = INLINE_PREVIEW_BYTES) -> str:
+    """The ``data:`` URI of :func:`inline_preview`, for a markdown image."""
+    return f"data:image/jpeg;base64,{base64.b64encode(inline_preview(png, limit)).decode()}"
 
 
 @task(name="check-reconstruction", task_run_name="reconstruct-{dataset}")
