@@ -32,9 +32,14 @@ def one_line(error: BaseException) -> str:
     return lines[0] + (": " + "; ".join(lines[1:]) if len(lines) > 1 and not lines[0].endswith(":") else "")
 
 
+#: What a user (or the machine) causes: the project's own errors, and the operating system's (a full disk, a
+#: read-only folder, a store that cannot be reached).
+_USER_ERRORS: tuple[type[BaseException], ...] = (Im2SpError, OSError)
+
+
 def _user_error_names() -> tuple[str, ...]:
     names: set[str] = set()
-    todo: list[type[BaseException]] = [Im2SpError]
+    todo: list[type[BaseException]] = list(_USER_ERRORS)
     while todo:
         cls = todo.pop()
         names.add(cls.__name__)
@@ -53,7 +58,7 @@ class _QuietUserErrors(logging.Filter):
         self.names = _user_error_names()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], Im2SpError):
+        if record.exc_info and isinstance(record.exc_info[1], _USER_ERRORS):
             return False
         if not record.name.startswith("prefect"):
             return True
@@ -82,6 +87,10 @@ def reported() -> Iterator[None]:
         if debugging():
             raise
         raise _exit(StoreAccessError(f"access refused ({error}): check the store URL and its credentials")) from None
+    except OSError as error:  # a full disk, a file where a folder should be, a store that cannot be reached
+        if debugging():
+            raise
+        raise _exit(StoreAccessError(f"{error}: check store.url, the dataset folders and free disk space")) from None
     except Im2SpError as error:
         if debugging():
             raise

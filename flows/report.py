@@ -1,7 +1,8 @@
 """The storage report: entries per dataset and representation, stale versions, and the storage-report flow.
 
 Every run of the flow keeps its JSON document (and chart) under ``reports/storage/`` in the store, so size
-over time can be read back; the markdown artifact shows the trend of the last reports.
+over time can be read back; the markdown artifact shows the trend of the last reports. A run that measures
+exactly what the newest kept report did keeps nothing new (``storage/kept_reports.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import PipelineConfig
 from flows.console import human_bytes
+from storage.kept_reports import repeats_newest
 from storage.report import (
     StaleVersion,
     StorageEntry,
@@ -150,6 +152,35 @@ def trend_markdown(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def table_rows(document: dict[str, Any]) -> list[dict[str, str | int]]:
+    """The rows of the ``storage-report`` table artifact, led by what a data engineer reads.
+
+    Columns: dataset, representation (with its modality: ``image units``), items, stored, raw, stored/raw,
+    then source, stored/source, packed units, version, codebook. Sizes are in binary units (``122.0 MiB``);
+    the exact integers are in the report document.
+    """
+    rows: list[dict[str, str | int]] = []
+    for e in document["entries"]:
+        to_raw = e["stored_bytes"] * 8 / e["raw_bits"] if e["raw_bits"] else None
+        to_source = e["stored_bytes"] / e["source_bytes"] if e["source_bytes"] else None
+        rows.append(
+            {
+                "dataset": e["dataset"],
+                "representation": f"{e['modality']} {e['representation']}",
+                "items": e["items"],
+                "stored": human_bytes(e["stored_bytes"]),
+                "raw": human_bytes(e["raw_bits"] / 8),
+                "stored/raw": f"{to_raw:.2%}" if to_raw is not None else "-",
+                "source": human_bytes(e["source_bytes"]),
+                "stored/source": f"{to_source:.2%}" if to_source is not None else "-",
+                "packed units": human_bytes(e["unit_bits"] / 8) if e["unit_bits"] is not None else "-",
+                "version": e["version"] or "-",
+                "codebook": e["codebook"] or "-",
+            }
+        )
+    return rows
+
+
 @flow(name="storage-report")
 def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     """Measure every store, keep the report in the store, publish table + markdown (chart, trend) artifacts."""
@@ -157,25 +188,13 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     document = storage_report(config)
     stamp = document["created_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
     png = chart_png(document)
-    store.write_bytes(f"{REPORTS}/{stamp}.json", json.dumps(document, indent=1).encode())
-    store.write_bytes(f"{REPORTS}/{stamp}.png", png)
-    rows = [
-        {
-            "dataset": e["dataset"],
-            "modality": e["modality"],
-            "representation": e["representation"],
-            "items": e["items"],
-            "source_bytes": e["source_bytes"],
-            "raw_bits": e["raw_bits"],
-            "unit_bits": e["unit_bits"],
-            "stored_bytes": e["stored_bytes"],
-            "stored_vs_raw": f"{e['stored_bytes'] * 8 / e['raw_bits']:.4%}" if e["raw_bits"] else "-",
-            "stored_vs_source": f"{e['stored_bytes'] / e['source_bytes']:.4%}" if e["source_bytes"] else "-",
-            "version": e["version"],
-            "codebook": e["codebook"] or "-",
-        }
-        for e in document["entries"]
-    ]
+    repeated = repeats_newest(store, REPORTS, document)
+    if repeated is None:
+        store.write_bytes(f"{REPORTS}/{stamp}.json", json.dumps(document, indent=1).encode())
+        store.write_bytes(f"{REPORTS}/{stamp}.png", png)
+    else:  # the same measurements as the newest kept report: it still stands, nothing is written
+        stamp = repeated
+    rows = table_rows(document)
     create_table_artifact(key="storage-report", table=rows, description="Bytes per dataset and representation")
     stale = document["stale_versions"]
     stale_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {human_bytes(v['stored_bytes'])}" for v in stale]

@@ -206,17 +206,32 @@ class Store:
         return bool(self.fs.exists(self.path(key)))
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        """Write a whole file atomically: readers see the old content or the new one, never a part."""
+        """Write a whole file atomically: readers see the old content or the new one, never a part.
+
+        A file that already holds exactly ``data`` is left as it is (bytes and modification time), so a rerun
+        that produces the same file writes nothing.
+        """
         _mutation()
         target = self.path(key)
+        if self.is_local:  # before the comparison: a rerun that writes nothing still clears a crash's leftovers
+            _sweep_abandoned_temporaries(posixpath.dirname(target))
+        if self._holds(target, data):
+            return
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if not self.is_local:
             self.fs.pipe_file(target, data)  # a single PUT is atomic on object stores
             return
-        _sweep_abandoned_temporaries(posixpath.dirname(target))
         temporary = _temporary_path(target)
         self.fs.pipe_file(temporary, data)
         self.fs.mv(temporary, target)
+
+    def _holds(self, target: str, data: bytes) -> bool:
+        """Whether the file at ``target`` exists with exactly these bytes (its size is compared first)."""
+        try:
+            info = self.fs.info(target)
+            return info["type"] == "file" and int(info["size"]) == len(data) and self.fs.cat_file(target) == data
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def write_json(self, key: str, value: Any) -> None:
         """Write a JSON document atomically (UTF-8, indented for people who read it)."""

@@ -185,6 +185,9 @@ class StoreVersion:
     def publish(self, expected_shards: Iterable[str]) -> None:
         """Point ``current`` at this version, once every expected shard is committed.
 
+        A pointer that already names this version with these shards (and this format) is left untouched, so a
+        rerun that changed nothing writes nothing; ``switched_at`` keeps the time of the actual switch.
+
         Raises:
             NotCommittedError: If any expected shard has no marker; the pointer is left as it was.
         """
@@ -196,15 +199,25 @@ class StoreVersion:
                 f"{self.url} is incomplete: {len(missing)} shard(s) not committed ({', '.join(missing[:5])}…); "
                 "rerun the flow to build them"
             )
+        pointer = {"format_version": FORMAT_VERSION, "version": self.version, "shards": expected}
+        if _pointer_content(self.store, self.dataset, self.kind) == pointer:
+            return  # already names this version and these shards: nothing switched, nothing is written
         self.store.write_json(
             f"{self.dataset}/{self.kind}/current.json",
-            {
-                "format_version": FORMAT_VERSION,
-                "version": self.version,
-                "shards": expected,
-                "switched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
+            {**pointer, "switched_at": datetime.now(UTC).isoformat(timespec="seconds")},
         )
+
+
+def _pointer_content(store: Store, dataset: str, kind: str) -> dict[str, Any] | None:
+    """The meaningful fields of the ``current`` pointer (all but ``switched_at``); None if absent or damaged."""
+    key = f"{dataset}/{kind}/current.json"
+    try:
+        document = store.read_json(key) if store.exists(key) else None
+    except (OSError, ValueError, UnicodeDecodeError):  # unreadable: publishing rewrites it
+        return None
+    if not isinstance(document, dict):
+        return None
+    return {field: document.get(field) for field in ("format_version", "version", "shards")}
 
 
 def current_pointer(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, object] | None:

@@ -56,6 +56,7 @@ CASES = [
         1,
         "lower image_tokenizer.codebook_size",
     ),
+    ("store is a file", "store: {url: a-file}\n" + GOOD, ["run", "build-manifests"], 1, "check store.url"),
     (
         "checkpoint missing",
         GOOD + "image_tokenizer: {name: vit-vqgan, checkpoint: vqgan.ckpt}\n",
@@ -72,6 +73,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-errors")
     entries = [coco_entry(i, "train" if i % 3 else "test", ["A dog."]) for i in range(1, 7)]
     write_coco(root / "coco", entries)
+    (root / "a-file").write_text("not a folder")
     shutil.copytree(root / "coco", root / "coco-no-wavs")
     for wav in (root / "coco-no-wavs" / "SpokenCOCO").rglob("*.wav"):
         wav.unlink()
