@@ -50,7 +50,7 @@ def extraction(device: str, utterances: int) -> None:
     seconds = sum(len(w) for w in waves) / 16_000
     with tempfile.TemporaryDirectory() as tmp:
         HubertModel(HubertConfig()).save_pretrained(Path(tmp))
-        base: Any = load_extractor("hubert", Path(tmp), device=device, layer=6, batch_size=1)
+        base: Any = load_extractor("hubert", Path(tmp), device=device, layer=6, batch_size=1, precision="bf16")
         model = base.model
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 

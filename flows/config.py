@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storage.errors import ConfigError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
@@ -33,6 +34,20 @@ class StoreConfig(_Section):
     url: str = "store"
     storage_options: dict[str, Any] = Field(default_factory=dict)
     secret: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _protocol_is_installed(cls, url: str) -> str:
+        if "://" in url:
+            protocol = url.split("://", 1)[0]
+            try:
+                fsspec.get_filesystem_class(protocol)
+            except (ValueError, ImportError) as error:
+                raise ValueError(
+                    f"no filesystem for {protocol}:// ({error}); install its fsspec package (s3fs for s3://, "
+                    "gcsfs for gs://) or fix the URL"
+                ) from None
+        return url
 
     @property
     def options(self) -> dict[str, Any] | None:
@@ -64,7 +79,9 @@ class ImageTokenizerConfig(_Section):
     """Image tokenizer choice and how tokenize-images / learn-image-codebook run it.
 
     ``checkpoint`` is a local file or folder; for ``patch-vq`` it may be left out, and the codebook that
-    learn-image-codebook published in the store is used.
+    learn-image-codebook published in the store is used. ``precision`` (vit-vqgan): ``fp32`` (float32, TF32
+    off, as the official code tokenizes) or ``bf16`` (bfloat16 autocast: faster on GPUs, a few percent of
+    the codes differ); it is part of the tokenizer fingerprint, so each precision has its own image units.
     """
 
     name: Literal["patch-vq", "vit-vqgan"] = "patch-vq"
@@ -79,11 +96,20 @@ class ImageTokenizerConfig(_Section):
     # Measured by benchmarks/bench_unit_bits.py: byte-shuffle wins on skewed streams (the real ones).
     codec: Literal["blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "ans", "auto", "none"] = "blosc-zstd-shuffle"
     reconstruction_sample: int = Field(8, ge=0)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @model_validator(mode="after")
     def _vit_vqgan_needs_a_checkpoint(self) -> ImageTokenizerConfig:
         if self.name == "vit-vqgan" and self.checkpoint is None:
             raise ValueError("image_tokenizer.checkpoint is required for vit-vqgan (a .ckpt/.safetensors or folder)")
+        return self
+
+    @model_validator(mode="after")
+    def _precision_only_for_torch_models(self) -> ImageTokenizerConfig:
+        if self.precision != "fp32" and self.name != "vit-vqgan":
+            raise ValueError(
+                f"image_tokenizer.precision: {self.name} runs in numpy float32; bf16 applies to vit-vqgan only"
+            )
         return self
 
 
@@ -92,6 +118,8 @@ class SpeechConfig(_Section):
 
     ``keep: sample`` stores only a seeded ``sample_fraction`` of each utterance's frames (what k-means
     trains on); ``keep: all`` stores every frame so the codebook can be re-learned without re-extraction.
+    ``precision`` (hubert): ``fp32`` (float32, TF32 off, as fairseq extracts) or ``bf16`` (bfloat16
+    autocast); part of the extractor fingerprint, so each precision has its own features, codebook and units.
     """
 
     features: Literal["mfcc", "hubert"] = "mfcc"
@@ -107,11 +135,18 @@ class SpeechConfig(_Section):
     # k-means++ seeding, 8 Lloyd iterations, then swap rounds of 4 (benchmarks/bench_speech_kmeans.py, C1).
     niter: int = Field(8, ge=1)
     swap_rounds: int = Field(1, ge=0)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @model_validator(mode="after")
     def _hubert_needs_a_checkpoint(self) -> SpeechConfig:
         if self.features == "hubert" and self.checkpoint is None:
             raise ValueError("speech.checkpoint is required for hubert (a folder saved with save_pretrained)")
+        return self
+
+    @model_validator(mode="after")
+    def _precision_only_for_torch_models(self) -> SpeechConfig:
+        if self.precision != "fp32" and self.features != "hubert":
+            raise ValueError(f"speech.precision: {self.features} runs in numpy float32; bf16 applies to hubert only")
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
@@ -21,7 +23,9 @@ DatasetFeatures = ShardedResult
 def extractor_ref(config: PipelineConfig) -> ExtractorRef:
     """The configured extractor as a loadable reference."""
     speech = config.speech
-    options = {"layer": speech.layer, "batch_size": speech.batch_size} if speech.features == "hubert" else {}
+    options: dict[str, Any] = {}
+    if speech.features == "hubert":
+        options = {"layer": speech.layer, "batch_size": speech.batch_size, "precision": speech.precision}
     return ExtractorRef(speech.features, str(speech.checkpoint or ""), config.device, options)
 
 

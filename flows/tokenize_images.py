@@ -6,7 +6,6 @@ dataset's ``current`` pointer moves to the new version only when every shard is 
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -29,7 +28,7 @@ from storage.report import image_unit_entries
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.image_codebook import current_codebook
-from tasks.image_preview import ReconstructionReport, check_reconstruction_task
+from tasks.image_preview import ReconstructionReport, check_reconstruction_task, inline_preview_uri
 from tasks.image_units import tokenize_shard_task
 from tasks.models import TokenizerRef, tokenizer_for
 
@@ -51,6 +50,8 @@ def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
             raise Im2SpError("no image codebook yet: run learn-image-codebook first, or set image_tokenizer.checkpoint")
         checkpoint = found[1]
     options: dict[str, Any] = {"trust_pickle": True} if section.trust_pickle else {}
+    if section.name == "vit-vqgan":
+        options["precision"] = section.precision
     return TokenizerRef(section.name, str(checkpoint), config.device, options)
 
 
@@ -152,13 +153,31 @@ def _artifacts(store: Store, result: DatasetUnits) -> None:
     report = result.reconstruction
     if report is None:
         return
-    lines = [
-        f"# Reconstruction check: {result.dataset}",
-        "",
-        f"{report.items} stored items decoded back to pixels: PSNR mean **{report.psnr_mean:.2f} dB**, "
-        f"min {report.psnr_min:.2f} dB. Preview (original | reconstruction): `{store.url_of(report.preview_key)}`",
-    ]
-    preview = store.read_bytes(report.preview_key)
-    if len(preview) < 400_000:  # inline small previews so the artifact shows them without store access
-        lines += ["", f"![preview](data:image/png;base64,{base64.b64encode(preview).decode()})"]
-    create_markdown_artifact(key=f"image-reconstruction-{result.dataset}", markdown="\n".join(lines))
+    markdown = reconstruction_markdown(report, store.read_bytes(report.preview_key), store.url_of(report.preview_key))
+    create_markdown_artifact(key=f"image-reconstruction-{result.dataset}", markdown=markdown)
+
+
+def reconstruction_markdown(report: ReconstructionReport, preview: bytes, preview_url: str) -> str:
+    """The reconstruction artifact: PSNR, the preview inlined as a small JPEG, the full PNG's URL as a footnote.
+
+    The preview is always inlined (a browser showing the Prefect UI cannot open a path in the store).
+
+    Args:
+        report: The reconstruction check.
+        preview: The preview PNG as kept in the store.
+        preview_url: Where the PNG is kept.
+    """
+    return "\n".join(
+        [
+            f"# Reconstruction check: {report.dataset}",
+            "",
+            f"{report.items} stored items decoded back to pixels: PSNR mean **{report.psnr_mean:.2f} dB**, "
+            f"min {report.psnr_min:.2f} dB.",
+            "",
+            f"![preview: original | reconstruction]({inline_preview_uri(preview)})",
+            "",
+            "---",
+            "",
+            f"Preview (original | reconstruction), full size: `{preview_url}`",
+        ]
+    )

@@ -12,14 +12,13 @@ from flows.extract_speech_features import extractor_ref, features_version_id
 from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
-from storage.hashing import fingerprint
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 from tasks.models import extractor_for
 from tasks.speech_codebook import current_speech_codebook
-from tasks.speech_units import UnitSource, unitize_shard_task
+from tasks.speech_units import UnitSource, unitize_shard_task, units_version_id
 
 #: What unitize-speech did for one dataset.
 DatasetSpeechUnits = ShardedResult
@@ -55,7 +54,7 @@ def speech_units_plan(config: PipelineConfig, store: Store) -> SpeechUnitsPlan:
         )
     features_id = features_version_id(config, extractor.fingerprint)
     source = UnitSource(features_id, config.speech.keep, ref, config.speech.chunk_seconds)
-    version_id = fingerprint({"features": features_id, "codebook": codebook_id})
+    version_id = units_version_id(features_id, codebook_id, source.feature_dtype)
     return SpeechUnitsPlan(codebook_id, len(centroids), features_id, source, version_id)
 
 
@@ -84,6 +83,7 @@ def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = Non
                     "codebook": codebook_id,
                     "codebook_size": plan.clusters,
                     "keep": speech.keep,
+                    "feature_dtype": source.feature_dtype,
                     "manifests": manifest_version,
                 }
             )

@@ -8,6 +8,9 @@ faiss normally subsamples to 256 points per centroid; we train on the whole capp
 Seeding is greedy k-means++; after Lloyd, swap rounds move the centroids that cost least to lose (their
 frames' increase in distance if reassigned to the second-nearest centroid) into the clusters of largest
 squared error, and keep the result only if the inertia drops (C1: Lloyd alone stops in a local minimum).
+
+The codebook's id hashes the extractor fingerprint, the dtype the sampled features were stored in and the
+centroid bytes: float16 and float32 frames of the same extractor do not learn (or assign) quite the same.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from prefect import task
 
 from im2sp_models.errors import CheckpointError
 from storage.blob_writer import BlobWriter
+from storage.errors import MissingInputError, NotEnoughDataError
 from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
 from storage.locks import shard_lock
@@ -46,23 +50,29 @@ class SpeechCodebookRef:
     inertia: float
 
 
-def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int) -> tuple[np.ndarray, str]:
+def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int) -> tuple[np.ndarray, str, str]:
     """Draw at most ``max_frames`` stored feature frames across datasets and shards, seeded.
 
     Returns:
-        The ``(n, D)`` float32 sample and the extractor fingerprint the features came from.
+        The ``(n, D)`` float32 sample, the extractor fingerprint the features came from, and the dtype they
+        were stored in (``float16``; several joined by ``+`` if shards differ).
     """
     shards: list[tuple[StoreVersion, str, int]] = []
     extractors = set()
+    dtypes = set()
     for dataset in datasets:
         version = current_version(store, dataset, SPEECH_FEATURES)
         if version is None:
-            raise ValueError(f"dataset {dataset!r} has no speech features; run extract-speech-features first")
+            raise MissingInputError(f"dataset {dataset!r} has no speech features; run extract-speech-features first")
         extractors.add(version.info()["produced_by"]["fingerprint"])
         for shard_id, marker in sorted(version.committed().items()):
             shards.append((version, shard_id, int(marker.extra["values_shape"][0])))
+            dtypes.add(str(marker.extra.get("dtype")))
     if len(extractors) != 1:
-        raise ValueError(f"datasets were featurised by different extractors {sorted(extractors)}; re-extract first")
+        raise MissingInputError(
+            f"datasets were featurised by different extractors {sorted(extractors)}; rerun extract-speech-features "
+            "for every dataset with the configured speech.features"
+        )
     total = sum(rows for _, _, rows in shards)
     rng = np.random.default_rng(seed)
     parts = []
@@ -75,8 +85,8 @@ def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int)
         picked = np.sort(rng.choice(rows, size=quota, replace=False))
         parts.extend(_read_rows(values, picked))
     if not parts:
-        raise ValueError("no stored feature frames to learn a codebook from")
-    return np.concatenate(parts), extractors.pop()
+        raise NotEnoughDataError("no stored feature frames to learn a codebook from: check the speech-features reports")
+    return np.concatenate(parts), extractors.pop(), "+".join(sorted(dtypes))
 
 
 def kmeans_plus_plus(frames: np.ndarray, clusters: int, seed: int, *, points_per_cluster: int = 32) -> np.ndarray:
@@ -182,9 +192,12 @@ def learn_speech_codebook(
     """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them."""
     import faiss
 
-    frames, extractor = sample_frames(store, datasets, max_frames, seed)
+    frames, extractor, feature_dtype = sample_frames(store, datasets, max_frames, seed)
     if len(frames) < clusters:
-        raise ValueError(f"{len(frames)} frames cannot train {clusters} clusters")
+        raise NotEnoughDataError(
+            f"{len(frames)} frames cannot train {clusters} clusters; lower speech.clusters or raise "
+            "speech.sample_fraction / speech.max_frames (or add speech)"
+        )
 
     # faiss-cpu (the default install) has no GPU code: device cuda trains on the CPU there (the [gpu] extra).
     on_gpu = device == "cuda" and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
@@ -212,6 +225,7 @@ def learn_speech_codebook(
         "sample_frames": len(frames),
         "inertia": inertia,
         "extractor_fingerprint": extractor,
+        "feature_dtype": feature_dtype,
         "seed": seed,
         "niter": niter,
         "swap_rounds": swap_rounds,
@@ -222,12 +236,17 @@ def learn_speech_codebook(
 def save_speech_codebook(store: Store, centroids: np.ndarray, meta: dict[str, Any]) -> SpeechCodebookRef:
     """Commit centroids + metadata under ``_shared/speech-codebook/<id>`` and make them current.
 
-    The id hashes the extractor fingerprint and the centroid bytes, so the same codebook is stored once.
+    The id hashes the extractor fingerprint, ``meta["feature_dtype"]`` (the dtype of the frames it was learned
+    from; unknown, and left out, for imported codebooks) and the centroid bytes, so the same codebook is stored
+    once.
     """
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(centroids, dtype=np.float32))
     extractor = str(meta.get("extractor_fingerprint"))
-    codebook_id = fingerprint({"extractor": extractor, "centroids": hashlib.sha256(buffer.getvalue()).hexdigest()})
+    named: dict[str, Any] = {"extractor": extractor, "centroids": hashlib.sha256(buffer.getvalue()).hexdigest()}
+    if meta.get("feature_dtype"):
+        named["feature_dtype"] = meta["feature_dtype"]
+    codebook_id = fingerprint(named)
     version = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
     version.ensure_created(meta)
     with shard_lock(store, version.lock_key("all")):  # a concurrent run waits, then finds it committed

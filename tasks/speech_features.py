@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from im2sp_models.audio import CHUNK_SECONDS, chunks, load_audio
+from im2sp_models.audio import CHUNK_SECONDS, load_audio
 from im2sp_models.errors import ItemRejected
 from im2sp_models.speech_features import FeatureExtractor
 from storage.kinds import SPEECH_FEATURES
@@ -65,14 +65,11 @@ def sampled_frames(key: str, frames: int, fraction: float, seed: int) -> np.ndar
 
 
 def features_of(extractor: FeatureExtractor, waveforms: list[np.ndarray], chunk_seconds: float) -> list[np.ndarray]:
-    """Features of whole utterances, long ones computed in non-overlapping chunks and joined."""
-    pieces = [list(chunks(w, seconds=chunk_seconds, min_samples=extractor.min_samples)) for w in waveforms]
-    flat = extractor.extract([piece for parts in pieces for piece in parts])
-    out, position = [], 0
-    for parts in pieces:
-        out.append(np.concatenate(flat[position : position + len(parts)]))
-        position += len(parts)
-    return out
+    """Features of whole utterances, long ones computed in non-overlapping chunks and joined by the extractor.
+
+    The extractor cuts the chunks itself: a normalising one (HuBERT Large) normalises the whole utterance first.
+    """
+    return extractor.extract(waveforms, chunk_seconds=chunk_seconds)
 
 
 def load_item(root: Path, item: tuple[str, str, str], min_samples: int) -> tuple[str, np.ndarray | str]:

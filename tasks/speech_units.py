@@ -1,7 +1,8 @@
 """Unitizing one shard of utterances: exact nearest-centroid assignment with faiss (plain function + task).
 
 With ``keep: all`` the stored features are read back; with ``keep: sample`` they were never stored, so the
-task extracts and assigns in one pass and only units are written.
+task extracts and assigns in one pass and only units are written. The dtype of the frames assigned (float16
+as stored, float32 as computed) moves a few nearest centroids, so it is part of the units' version id.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from prefect import task
 
 from storage.errors import Im2SpError
+from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
 from storage.reader import iter_ragged, verify_shard
 from storage.speech_units_writer import SpeechUnitsWriter
@@ -27,15 +29,39 @@ from tasks.jobs import ShardJob, ShardOutcome, claimed
 from tasks.models import ExtractorRef, extractor_for
 from tasks.speech_features import features_of, load_item, window_batches
 
+#: The dtype extract-speech-features stores frames in (``tasks.speech_features.extract_shard``); checked against
+#: each features shard's marker before its frames are assigned.
+STORED_FEATURE_DTYPE = "float16"
+#: The dtype of frames computed by an extractor, as ``keep: sample`` assigns them.
+COMPUTED_FEATURE_DTYPE = "float32"
+
+
+def assigned_dtype(keep: str) -> str:
+    """The dtype frames are assigned in: as stored (``keep: all``), or as the extractor computed them."""
+    return STORED_FEATURE_DTYPE if keep == "all" else COMPUTED_FEATURE_DTYPE
+
+
+def units_version_id(features_id: str, codebook_id: str, feature_dtype: str) -> str:
+    """Version id of speech units: the features version, the codebook and the dtype the frames were assigned in."""
+    return fingerprint({"features": features_id, "codebook": codebook_id, "feature_dtype": feature_dtype})
+
 
 @dataclass(frozen=True)
 class UnitSource:
-    """Where a shard's features come from: a stored features version, or the extractor to recompute them."""
+    """Where a shard's features come from: a stored features version, or the extractor to recompute them.
+
+    ``feature_dtype``: the dtype frames are assigned in (default: :func:`assigned_dtype` of ``keep``).
+    """
 
     features_version: str
     keep: str
     extractor: ExtractorRef
     chunk_seconds: float = 100.0
+    feature_dtype: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.feature_dtype:
+            object.__setattr__(self, "feature_dtype", assigned_dtype(self.keep))
 
 
 _INDEXES: dict[tuple[str, str], Any] = {}
@@ -117,6 +143,12 @@ def unitize_shard(
                 upstream = features.require_marker(job.shard_id)
                 if upstream.input_fingerprint != job.input_fingerprint:
                     raise Im2SpError(f"{features.url}: shard {job.shard_id} is stale; rerun extract-speech-features")
+                stored = upstream.extra.get("dtype")
+                if stored != source.feature_dtype:  # the units' version id names the dtype they were assigned in
+                    raise Im2SpError(
+                        f"{features.url}: shard {job.shard_id} stores {stored} frames, the units version expects "
+                        f"{source.feature_dtype}; rerun extract-speech-features, then unitize-speech"
+                    )
                 for key, values in iter_ragged(features, job.shard_id):
                     _write_units(writer, index, key, values)
                 for rejection in upstream.rejected:

@@ -56,7 +56,21 @@ CASES = [
         1,
         "lower image_tokenizer.codebook_size",
     ),
+    (
+        "store protocol unknown",
+        'store: {url: "s4://bucket/x"}\n' + GOOD,
+        ["report", "storage"],
+        2,
+        "no filesystem for s4://",
+    ),
     ("store is a file", "store: {url: a-file}\n" + GOOD, ["run", "build-manifests"], 1, "check store.url"),
+    (
+        "speech codebook before features",
+        "store: {url: store-empty}\n" + GOOD,
+        ["run", "learn-speech-codebook"],
+        1,
+        "run extract-speech-features first",
+    ),
     (
         "checkpoint missing",
         GOOD + "image_tokenizer: {name: vit-vqgan, checkpoint: vqgan.ckpt}\n",

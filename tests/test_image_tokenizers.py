@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from im2sp_models.errors import CheckpointError, ItemRejected, UnknownModelError
+from im2sp_models.errors import CheckpointError, ItemRejected, NotEnoughDataError, UnknownModelError
 from im2sp_models.image_preprocess import decode_image
 from im2sp_models.image_tokenizers import load_tokenizer
 from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig, from_patches, to_patches
 from im2sp_models.image_tokenizers.vit_vqgan_net import ViTVQ, ViTVQConfig
+from storage.errors import ConfigError
 
 TINY = ViTVQConfig(
     enc_dim=64, enc_depth=2, enc_heads=1, enc_mlp=96, dec_dim=128, dec_depth=1, dec_heads=2, dec_mlp=64, n_embed=48
@@ -97,7 +98,7 @@ def test_patch_vq_train_save_load_encode_decode(tmp_path: Path) -> None:
     units = loaded.encode(images)
     assert units.shape == (3, 32, 32) and units.max() < 64
     np.testing.assert_array_equal(loaded.decode(units), from_patches(tokenizer.codebook[units.reshape(-1)], 3, 8, 32))
-    with pytest.raises(ValueError, match="need ≥"):
+    with pytest.raises(NotEnoughDataError, match="need ≥"):
         PatchVQ.train(list(images[:1]), PatchVQConfig(codebook_size=8192))
 
 
@@ -133,3 +134,43 @@ def test_preprocessing_modes_and_orientation() -> None:
 def test_preprocessing_rejects(data: bytes, reason: str) -> None:
     with pytest.raises(ItemRejected, match=reason):
         decode_image(data)
+
+
+def test_vit_vqgan_precision_is_an_option_in_the_fingerprint(lightning_ckpt: Path) -> None:
+    """fp32 by default (as the official code tokenizes); bf16 runs under autocast and is named apart."""
+    default = load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu")
+    fp32 = load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu", precision="fp32")
+    bf16 = load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu", precision="bf16")
+    assert default.fingerprint == fp32.fingerprint != bf16.fingerprint
+    assert (default.precision, bf16.precision) == ("fp32", "bf16")  # type: ignore[attr-defined]
+    images = _images(2, seed=5)
+    net = ViTVQ(TINY)
+    net.load_state_dict({k: v for k, v in torch.load(lightning_ckpt)["state_dict"].items() if "loss." not in k})
+    net.eval()
+    with torch.no_grad():
+        exact = net.encode_codes(torch.from_numpy(images)).reshape(2, 32, 32).numpy()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = net.encode_codes(torch.from_numpy(images)).reshape(2, 32, 32).numpy()
+    np.testing.assert_array_equal(default.encode(images), exact)
+    np.testing.assert_array_equal(bf16.encode(images), rounded)
+    assert (rounded != exact).any()  # bf16 codes are not the fp32 codes: they must not share a version id
+
+
+def test_vit_vqgan_refuses_unknown_precision(lightning_ckpt: Path) -> None:
+    with pytest.raises(ConfigError, match="precision"):
+        load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu", precision="fp16")
+
+
+def test_fp32_turns_tf32_off_on_cuda() -> None:
+    from im2sp_models.device import compute_precision
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with compute_precision("cuda", "fp32"):
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        with compute_precision("cpu", "bf16"):
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = True

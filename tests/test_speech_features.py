@@ -13,6 +13,10 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 from im2sp_models.audio import SAMPLE_RATE, chunks, load_audio
 from im2sp_models.errors import CheckpointError, ItemRejected, UnknownModelError
 from im2sp_models.speech_features import load_extractor
+from im2sp_models.speech_features.hubert import HubertExtractor
+from im2sp_models.speech_features.mfcc import MfccExtractor
+from storage.errors import ConfigError
+from tasks.speech_features import features_of
 
 
 def _wav(samples: np.ndarray, rate: int = SAMPLE_RATE, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
@@ -75,11 +79,11 @@ def test_mfcc_is_39_dims_at_50_frames_per_second() -> None:
     assert extractor.fingerprint != load_extractor("mfcc", None, n_mfcc=20).fingerprint
 
 
-def _tiny_hubert(folder: Path, *, stable: bool = False, normalize: bool = False) -> Any:
+def _tiny_hubert(folder: Path, *, stable: bool = False, normalize: bool = False, layers: int = 8) -> Any:
     torch.manual_seed(0)
     config = HubertConfig(
         hidden_size=32,
-        num_hidden_layers=8,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=37,
         conv_dim=(16,) * 7,
@@ -144,3 +148,83 @@ def test_hubert_checkpoint_errors(tmp_path: Path) -> None:
         load_extractor("hubert", tmp_path, layer=9)
     with pytest.raises(UnknownModelError, match="mfcc"):
         load_extractor("wavlm", tmp_path)
+
+
+def test_hubert_precision_comes_from_the_option_not_the_device(tmp_path: Path) -> None:
+    _tiny_hubert(tmp_path)
+    fp32 = load_extractor("hubert", tmp_path, device="cpu")
+    bf16 = load_extractor("hubert", tmp_path, device="cpu", precision="bf16")
+    assert fp32.fingerprint == load_extractor("hubert", tmp_path, device="cpu", precision="fp32").fingerprint
+    assert fp32.fingerprint != bf16.fingerprint
+    named = fp32.fingerprint
+    fp32.device = "cuda"  # type: ignore[attr-defined]  # where it runs does not name what it computes
+    assert fp32.fingerprint == named
+    fp32.device = "cpu"  # type: ignore[attr-defined]
+    wave = _tone(0.5) + np.random.default_rng(3).normal(0, 0.01, SAMPLE_RATE // 2).astype(np.float32)
+    (exact,), (rounded,) = fp32.extract([wave]), bf16.extract([wave])
+    assert 1e-4 < np.abs(exact - rounded).max() < 0.5  # bf16 autocast ran: close to, but not, the fp32 features
+    with pytest.raises(ConfigError, match="precision"):
+        load_extractor("hubert", tmp_path, device="cpu", precision="fp16")
+
+
+def _reference(model: Any, waveform: np.ndarray, seconds: float, layer: int) -> np.ndarray:
+    """Fairseq's HubertFeatureReader: normalise the whole utterance, then one forward per chunk."""
+    scaled = ((waveform - waveform.mean()) / np.sqrt(waveform.var() + 1e-7)).astype(np.float32)
+    outputs = []
+    for piece in chunks(scaled, seconds=seconds, min_samples=400):
+        with torch.no_grad():
+            hidden = model(torch.from_numpy(piece)[None], output_hidden_states=True).hidden_states[layer][0]
+        outputs.append(hidden.numpy())
+    return np.concatenate(outputs)
+
+
+@pytest.mark.parametrize(("seconds", "chunk", "together"), [(250.0, 100.0, False), (25.0, 10.0, True)])
+def test_normalising_checkpoints_normalise_the_whole_utterance(
+    tmp_path: Path, seconds: float, chunk: float, together: bool
+) -> None:
+    """HuBERT-Large-like (layer norm, do_normalize): statistics of the utterance, not of each chunk.
+
+    ``together``: the chunks share one padded batch (conv stack padded too, as on GPUs).
+    """
+    full = _tiny_hubert(tmp_path, stable=True, normalize=True, layers=2)  # 2 blocks: 5,000-frame chunks stay quick
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=2, max_batch_frames=100_000)
+    extractor.pad_conv_stack = together  # type: ignore[attr-defined]
+    samples = int(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(4)
+    # Louder and offset further as it goes on, so each chunk's own statistics differ from the utterance's.
+    wave = (rng.normal(0, 1, samples) * np.linspace(0.05, 1.0, samples) + np.linspace(0.0, 0.5, samples)).astype(
+        np.float32
+    )
+    assert isinstance(extractor, HubertExtractor)
+    (features,) = extractor.extract([wave], chunk_seconds=chunk)
+    expected = _reference(full, wave, chunk, 2)
+    assert features.shape == expected.shape == (extractor._frame_count(samples) - 2, 32)  # one frame per cut
+    np.testing.assert_allclose(features, expected, atol=1e-4)
+    first = wave[: int(chunk * SAMPLE_RATE)]  # normalised on its own statistics, as each chunk was before
+    alone = _reference(full, first, chunk, 2)
+    assert np.abs(alone - expected[: len(alone)]).max() > 1e-2  # the test tells the two apart
+
+
+def test_mfcc_chunks_as_before(tmp_path: Path) -> None:
+    """Chunking moved into the extractors: MFCC features (and so their stores) stay as they were."""
+    extractor = load_extractor("mfcc", None)
+    assert isinstance(extractor, MfccExtractor)
+    wave = np.random.default_rng(5).normal(0, 0.1, 25 * SAMPLE_RATE + 100).astype(np.float32)
+    (features,) = extractor.extract([wave], chunk_seconds=10.0)
+    pieces = [extractor.extract([piece])[0] for piece in chunks(wave, seconds=10.0, min_samples=400)]
+    np.testing.assert_array_equal(features, np.concatenate(pieces))
+    with pytest.raises(ConfigError, match="precision"):
+        load_extractor("mfcc", None, precision="bf16")
+
+
+def test_pipeline_path_normalises_the_whole_utterance(tmp_path: Path) -> None:
+    """The extract task's path (``features_of``) hands whole utterances to the extractor, which cuts the chunks."""
+    full = _tiny_hubert(tmp_path, stable=True, normalize=True, layers=2)
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=2)
+    rng = np.random.default_rng(6)
+    samples = 25 * SAMPLE_RATE
+    wave = (rng.normal(0, 1, samples) * np.linspace(0.05, 1.0, samples) + np.linspace(0.0, 0.5, samples)).astype(
+        np.float32
+    )
+    (features,) = features_of(extractor, [wave], 10.0)
+    np.testing.assert_allclose(features, _reference(full, wave, 10.0, 2), atol=1e-4)

@@ -11,14 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from storage.dedup import dedup, expand, unit_entropy
+from storage.errors import Im2SpError, NotEnoughDataError
 from storage.speech_units_writer import read_speech_units, utterance_stats
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
 from tasks.models import ExtractorRef
-from tasks.speech_codebook import current_speech_codebook, learn_speech_codebook
+from tasks.speech_codebook import current_speech_codebook, learn_speech_codebook, save_speech_codebook
 from tasks.speech_features import extract_shard
-from tasks.speech_units import UnitSource, unitize_shard
+from tasks.speech_units import UnitSource, unitize_shard, units_version_id
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), max_size=200))
@@ -78,7 +79,7 @@ def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
     version.ensure_created({"fingerprint": "mfcc-x"})
     version.publish([job.shard_id])
     assert learn_speech_codebook(store, ["ds"], clusters=4, max_frames=50, seed=0, niter=3).sample_frames == 50
-    with pytest.raises(ValueError, match="cannot train"):
+    with pytest.raises(NotEnoughDataError, match="cannot train"):
         learn_speech_codebook(store, ["ds"], clusters=100, max_frames=50, seed=0)
 
 
@@ -94,7 +95,7 @@ def test_import_kmeans_refuses_pickles_unless_trusted(tmp_path: Path) -> None:
     config = tmp_path / "pipeline.yaml"
     config.write_text("datasets: {coco: {kind: coco, root: coco}}\n")
     refused = CliRunner().invoke(app, ["codebook", "import-kmeans", str(tmp_path / "km.bin"), "--config", str(config)])
-    assert refused.exit_code == 2 and "--trust-pickle" in refused.output
+    assert refused.exit_code == 1 and "--trust-pickle" in refused.output
     assert not (tmp_path / "store/_shared").exists()
     done = CliRunner().invoke(
         app, ["codebook", "import-kmeans", str(tmp_path / "km.bin"), "--config", str(config), "--trust-pickle"]
@@ -103,3 +104,28 @@ def test_import_kmeans_refuses_pickles_unless_trusted(tmp_path: Path) -> None:
     found = current_speech_codebook(Store(str(tmp_path / "store")))
     assert found is not None and found[1].shape == (5, 39) and found[2]["imported_from"] == "km.bin"
     np.testing.assert_allclose(found[1], km.cluster_centers_, rtol=1e-6)
+
+
+def test_feature_dtype_names_codebooks_and_units(tmp_path: Path, store: Store) -> None:
+    """float16 and float32 frames can take different nearest centroids: the dtype is part of the version ids."""
+    assert units_version_id("f", "c", "float16") != units_version_id("f", "c", "float32")
+    ref = ExtractorRef("mfcc", "")
+    assert (UnitSource("f", "all", ref).feature_dtype, UnitSource("f", "sample", ref).feature_dtype) == (
+        "float16",  # read back as stored
+        "float32",  # recomputed, assigned as computed
+    )
+    centroids = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    half = save_speech_codebook(store, centroids, {"extractor_fingerprint": "e", "feature_dtype": "float16"})
+    single = save_speech_codebook(store, centroids, {"extractor_fingerprint": "e", "feature_dtype": "float32"})
+    assert half.codebook_id != single.codebook_id
+    job = _dataset(tmp_path, 3)
+    extract_shard(store, tmp_path, job, "feats", ref, keep="all")
+    version = StoreVersion(store, "ds", "speech-features", "feats")
+    version.ensure_created({"fingerprint": "mfcc-x"})
+    version.publish([job.shard_id])
+    learned = learn_speech_codebook(store, ["ds"], clusters=4, max_frames=100, seed=0, niter=3)
+    found = current_speech_codebook(store)
+    assert found is not None and found[0] == learned.codebook_id and found[2]["feature_dtype"] == "float16"
+    mislabelled = UnitSource("feats", "all", ref, feature_dtype="float32")
+    with pytest.raises(Im2SpError, match="float16"):
+        unitize_shard(store, tmp_path, job, "units", mislabelled, learned.codebook_id, clusters=4)

@@ -7,6 +7,9 @@ Accepted checkpoints (a file, or a folder holding exactly one of them):
 - SeiT's ``tokenizer.ckpt`` (a pickled encoder module) + ``codebook.ckpt`` (an N × 32 tensor): pickles run
   code when loaded, so this needs ``trust_pickle: true``; it has no decoder, so it cannot reconstruct.
 The architecture is read off the tensor shapes; nothing is downloaded.
+
+``precision`` (``fp32`` by default, as the official code tokenizes; or ``bf16``) is part of the fingerprint:
+bf16 autocast moves a few percent of the codes (see ``im2sp_models.device``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from im2sp_models.device import resolve_device
+from im2sp_models.device import check_precision, compute_precision, resolve_device
 from im2sp_models.errors import CheckpointError
 from im2sp_models.image_tokenizers.registry import register_tokenizer
 
@@ -67,14 +70,19 @@ class ViTVQGAN:
         checksum: sha256 of the checkpoint file(s), part of the fingerprint.
         device: Where to run.
         codebook: SeiT's codebook tensor (None for full ViT-VQGAN checkpoints).
+        batch_size: Images per forward.
+        precision: ``fp32`` (float32, TF32 off) or ``bf16`` (bfloat16 autocast, on any device).
     """
 
     name: ClassVar[str] = "vit-vqgan"
 
-    def __init__(self, net: Any, checksum: str, device: str, codebook: Any = None, batch_size: int = 16) -> None:
+    def __init__(
+        self, net: Any, checksum: str, device: str, codebook: Any = None, batch_size: int = 16, precision: str = "fp32"
+    ) -> None:
         import torch
 
         self.device = device
+        self.precision = check_precision(precision, self.name)
         self.net = net.to(device).eval()
         self.checksum = checksum
         self._seit_codebook = None if codebook is None else torch.nn.functional.normalize(codebook.float(), dim=-1)
@@ -94,8 +102,11 @@ class ViTVQGAN:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the name and the checkpoint bytes (the architecture follows from them)."""
-        return hashlib.sha256(f"{self.name}\n{self.checksum}".encode()).hexdigest()[:16]
+        """Hash of the name, the precision and the checkpoint bytes (the architecture follows from them).
+
+        The device is not part of it: in fp32 a GPU and the CPU agree up to float rounding.
+        """
+        return hashlib.sha256(f"{self.name}\n{self.precision}\n{self.checksum}".encode()).hexdigest()[:16]
 
     def codebook_vectors(self) -> np.ndarray:
         """The l2-normalised code vectors."""
@@ -109,21 +120,12 @@ class ViTVQGAN:
             )
         return np.asarray(codes.float().cpu().numpy(), dtype=np.float32)
 
-    def _autocast(self) -> Any:
-        import contextlib
-
-        import torch
-
-        if self.device.startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def encode(self, images: np.ndarray) -> np.ndarray:
         """Images ``(B, 3, 256, 256)`` in [0, 1] → units ``(B, 32, 32)``."""
         import torch
 
         outputs = []
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), compute_precision(self.device, self.precision):
             for start in range(0, len(images), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size])).to(self.device)
                 if self._seit_codebook is not None:
@@ -142,7 +144,7 @@ class ViTVQGAN:
         if not self.can_decode:
             raise CheckpointError("this vit-vqgan checkpoint (SeiT's encoder + codebook) has no decoder")
         outputs = []
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), compute_precision(self.device, self.precision):
             for start in range(0, len(units), self.batch_size):
                 ids = torch.from_numpy(units[start : start + self.batch_size].reshape(-1, units.shape[1] ** 2))
                 outputs.append(self.net.decode_codes(ids.to(self.device)).float().cpu().numpy())
@@ -152,14 +154,18 @@ class ViTVQGAN:
     def load(cls, checkpoint: Path, *, device: str = "auto", trust_pickle: bool = False, **options: Any) -> ViTVQGAN:
         """Load a checkpoint file or folder (see the module docstring).
 
+        ``options``: ``batch_size`` (images per forward, 16) and ``precision`` (``fp32``, or ``bf16``).
+
         Raises:
             CheckpointError: Missing files or keys, wrong shapes, or a pickle without ``trust_pickle``.
+            ConfigError: A precision other than ``fp32`` or ``bf16``.
         """
         from im2sp_models.image_tokenizers.vit_vqgan_net import ViTVQ, infer_config
 
         resolved = resolve_device(device)
+        precision = check_precision(options.get("precision", "fp32"), cls.name)
         if checkpoint.is_dir() and (checkpoint / "tokenizer.ckpt").exists():
-            return cls._load_seit(checkpoint, resolved, trust_pickle)
+            return cls._load_seit(checkpoint, resolved, trust_pickle, precision)
         path = _single_file(checkpoint)
         state = {k: v for k, v in _read_state(path).items() if not k.startswith("loss.")}
         missing = [k for k in _REQUIRED if k not in state]
@@ -172,10 +178,11 @@ class ViTVQGAN:
                 f"{path}: keys do not match the ViT-VQGAN layout (missing {result.missing_keys[:5]}, "
                 f"unexpected {result.unexpected_keys[:5]})"
             )
-        return cls(net, _file_sha256(path), resolved, batch_size=int(options.get("batch_size", 16)))
+        batch_size = int(options.get("batch_size", 16))
+        return cls(net, _file_sha256(path), resolved, batch_size=batch_size, precision=precision)
 
     @classmethod
-    def _load_seit(cls, folder: Path, device: str, trust_pickle: bool) -> ViTVQGAN:
+    def _load_seit(cls, folder: Path, device: str, trust_pickle: bool, precision: str) -> ViTVQGAN:
         import torch
 
         if not trust_pickle:
@@ -191,7 +198,7 @@ class ViTVQGAN:
         if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2 or codebook.shape[1] != 32:
             raise CheckpointError(f"{folder}/codebook.ckpt: expected an N × 32 tensor")
         checksum = _file_sha256(folder / "tokenizer.ckpt") + _file_sha256(folder / "codebook.ckpt")
-        return cls(net, checksum, device, codebook=codebook)
+        return cls(net, checksum, device, codebook=codebook, precision=precision)
 
 
 def _single_file(checkpoint: Path) -> Path:

@@ -2,7 +2,11 @@
 
 Layer L is the output of transformer block L, exactly ``hidden_states[L]`` of the full model. The
 checkpoint's ``preprocessor_config.json`` decides whether waveforms are normalised (HuBERT-Base: no;
-HuBERT-Large: yes), applied by transformers' own feature extractor.
+HuBERT-Large: yes), applied by transformers' own feature extractor to the whole utterance; long utterances
+are then cut into chunks computed one by one and joined, as fairseq's feature reader does (normalising each
+chunk on its own statistics would change every value of a long utterance, not only those at the cuts).
+
+``precision`` (``fp32`` by default, or ``bf16`` autocast) is an option and part of the fingerprint.
 
 Batching never changes features (beyond float rounding). Utterances are padded into batches, grouped longest
 first so a batch pads little. The conv stack's convolutions are unpadded, so a valid output frame only ever
@@ -20,7 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from im2sp_models.device import resolve_device
+from im2sp_models.audio import CHUNK_SECONDS, chunks
+from im2sp_models.device import check_precision, compute_precision, resolve_device
 from im2sp_models.errors import CheckpointError
 from im2sp_models.registry import folder_checksum
 from im2sp_models.speech_features.registry import register_extractor
@@ -65,6 +70,7 @@ class HubertExtractor:
         device: str,
         batch_size: int,
         max_batch_frames: int = 4000,
+        precision: str = "fp32",
     ) -> None:
         self.model = model
         self.layer = layer
@@ -74,6 +80,8 @@ class HubertExtractor:
         self.batch_size = batch_size
         #: Padded frames per transformer batch at most (batch size × longest utterance); longer ones run alone.
         self.max_batch_frames = max_batch_frames
+        #: ``fp32`` (TF32 off) or ``bf16`` (autocast on whichever device): chosen, never inferred from the device.
+        self.precision = check_precision(precision, self.name)
         #: Run the conv stack on padded batches too (GPU: fewer, larger kernels). On the CPU, per utterance is
         #: faster: padding costs more memory traffic than batching saves (benchmarks/bench_hubert_throughput.py).
         self.pad_conv_stack = device.startswith("cuda")
@@ -90,9 +98,9 @@ class HubertExtractor:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of name, layer and the checkpoint files."""
-        precision = "bf16" if self.device.startswith("cuda") else "fp32"  # bf16 features differ from fp32 ones
-        return hashlib.sha256(f"{self.name}\n{self.layer}\n{precision}\n{self.checksum}".encode()).hexdigest()[:16]
+        """Hash of name, layer, precision and the checkpoint files (bf16 features differ from fp32 ones)."""
+        document = f"{self.name}\n{self.layer}\n{self.precision}\n{self.checksum}"
+        return hashlib.sha256(document.encode()).hexdigest()[:16]
 
     def _normalised(self, waveform: np.ndarray) -> np.ndarray:
         if self.normalizer is None:
@@ -153,20 +161,32 @@ class HubertExtractor:
         padded = torch.nn.utils.rnn.pad_sequence([extracted[0] for extracted, _ in alone], batch_first=True)
         return padded, torch.cat([valid for _, valid in alone])
 
-    def extract(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
-        """Features per waveform, in padded batches whose padding never reaches a valid frame."""
-        import contextlib
+    def extract(self, waveforms: list[np.ndarray], chunk_seconds: float = CHUNK_SECONDS) -> list[np.ndarray]:
+        """Features of whole utterances: each normalised whole, then computed in chunks of ``chunk_seconds``.
 
+        A chunk is computed as if alone (as fairseq does), so frames near a cut differ from one forward pass
+        over the whole utterance, and a cut costs one frame; a tail shorter than the receptive field joins
+        the chunk before it. Chunks of every utterance share the padded batches.
+        """
+        pieces = [
+            list(chunks(self._normalised(w), seconds=chunk_seconds, min_samples=RECEPTIVE_FIELD)) for w in waveforms
+        ]
+        flat = self._batched([piece for parts in pieces for piece in parts])
+        joined, position = [], 0
+        for parts in pieces:
+            joined.append(np.concatenate(flat[position : position + len(parts)]))
+            position += len(parts)
+        return joined
+
+    def _batched(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        """Features of (normalised) waveforms, in padded batches whose padding never reaches a valid frame."""
         import torch
 
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.startswith("cuda") else contextlib.nullcontext()
-        )
         results: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(waveforms)
         lengths = [self._frame_count(len(w)) for w in waveforms]
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), compute_precision(self.device, self.precision):
             for group in self._groups(lengths):
-                extracted, valid = self._extracted([self._normalised(waveforms[i]) for i in group])
+                extracted, valid = self._extracted([waveforms[i] for i in group])
                 projected = self.model.feature_projection(extracted)
                 mask = None
                 if len(group) > 1:
@@ -185,6 +205,7 @@ class HubertExtractor:
         layer: int = 6,
         batch_size: int = 8,
         max_batch_frames: int | None = None,
+        precision: str = "fp32",
         **options: Any,
     ) -> HubertExtractor:
         """Load ``HubertModel`` from a local folder saved with ``save_pretrained``; keep blocks 1…``layer``.
@@ -192,13 +213,16 @@ class HubertExtractor:
         ``batch_size`` utterances at most share a batch, padded to at most ``max_batch_frames`` frames in all
         (default 4,000 on the CPU, 80 s of audio, which bounds memory; 20,000 on a GPU); a longer utterance
         runs alone. On a GPU, batches of 32–64 run ×12–14 faster than one utterance at a time (README).
+        ``precision``: ``fp32`` (TF32 off) or ``bf16`` (autocast, on the CPU too), named in the fingerprint.
 
         Raises:
             CheckpointError: No folder, not a HuBERT checkpoint, or fewer blocks than ``layer``.
+            ConfigError: A precision other than ``fp32`` or ``bf16``.
         """
         import torch
         from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
+        check_precision(precision, cls.name)
         if checkpoint is None or not checkpoint.is_dir():
             raise CheckpointError(f"hubert needs a local checkpoint folder (save_pretrained); got {checkpoint}")
         try:
@@ -221,4 +245,5 @@ class HubertExtractor:
         checksum = folder_checksum(checkpoint, (".safetensors", ".bin", ".json"))
         if max_batch_frames is None:
             max_batch_frames = 20_000 if resolved.startswith("cuda") else 4000
-        return cls(net.to(resolved).eval(), layer, normalizer, checksum, resolved, batch_size, max_batch_frames)
+        loaded = net.to(resolved).eval()
+        return cls(loaded, layer, normalizer, checksum, resolved, batch_size, max_batch_frames, precision)

@@ -1,4 +1,7 @@
-"""``mfcc``: HuBERT's first-iteration target, 13 MFCC + Δ + ΔΔ at 50 frames/s (librosa), no weights."""
+"""``mfcc``: HuBERT's first-iteration target, 13 MFCC + Δ + ΔΔ at 50 frames/s (librosa), no weights.
+
+It runs in numpy, in float32: ``precision: bf16`` has no meaning here and is refused.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from im2sp_models.audio import SAMPLE_RATE
+from im2sp_models.audio import CHUNK_SECONDS, SAMPLE_RATE, chunks
 from im2sp_models.speech_features.registry import register_extractor
+from storage.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,19 @@ class MfccExtractor:
         delta2 = librosa.feature.delta(mfcc, width=c.delta_width, order=2, mode="nearest")
         return np.concatenate([mfcc, delta, delta2]).T.astype(np.float32)
 
-    def extract(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
-        """Per-utterance features: each is computed alone, so batching cannot change it."""
-        return [self._one(w) for w in waveforms]
+    def extract(self, waveforms: list[np.ndarray], chunk_seconds: float = CHUNK_SECONDS) -> list[np.ndarray]:
+        """Per-utterance features, long ones in chunks of ``chunk_seconds`` joined; batching cannot change them."""
+        pieces = [chunks(w, seconds=chunk_seconds, min_samples=self.min_samples) for w in waveforms]
+        return [np.concatenate([self._one(piece) for piece in parts]) for parts in pieces]
 
     @classmethod
     def load(cls, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> MfccExtractor:
-        """Weight-free: options override MfccConfig fields."""
+        """Weight-free: options override MfccConfig fields.
+
+        Raises:
+            ConfigError: ``precision`` other than ``fp32``.
+        """
+        if options.get("precision", "fp32") != "fp32":
+            raise ConfigError(f"mfcc runs in numpy float32: precision {options['precision']!r} is not available")
         fields = {k: int(v) for k, v in options.items() if k in MfccConfig.__dataclass_fields__}
         return cls(MfccConfig(**fields))

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from im2sp_models.audio import CHUNK_SECONDS
 from im2sp_models.registry import Registry
 
 _ENTRY_MODULES = {
@@ -32,8 +33,11 @@ class FeatureExtractor(Protocol):
     def fingerprint(self) -> str:
         """Hash of name + config + weights: names the stores it produces."""
 
-    def extract(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
-        """Features of each waveform; batching never changes a result."""
+    def extract(self, waveforms: list[np.ndarray], chunk_seconds: float = CHUNK_SECONDS) -> list[np.ndarray]:
+        """Features of each whole waveform, long ones computed in ``chunk_seconds`` chunks and joined.
+
+        Batching never changes a result.
+        """
 
 
 _REGISTRY = Registry("speech feature extractor", _ENTRY_MODULES)
