@@ -102,8 +102,8 @@ def main() -> None:
     from safetensors.torch import save_file
 
     from im2sp_models.image_tokenizers.vit_vqgan_net import PRESETS, ViTVQ
-    from storage.compare import content_digests, differences
     from storage.store import Store
+    from tests.store_compare import content_digests, differences
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as name, prefect_test_harness(server_startup_timeout=120):

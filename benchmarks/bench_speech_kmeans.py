@@ -17,11 +17,11 @@ import time
 import faiss
 import numpy as np
 
+from im2sp_models.kmeans import assign
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
 from tasks.speech_codebook import learn_speech_codebook
-from tasks.speech_units import assign
 
 
 def frames(count: int, dim: int = 768, centres: int = 200) -> np.ndarray:

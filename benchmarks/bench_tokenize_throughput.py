@@ -47,7 +47,7 @@ def main() -> None:
             path = root / f"{i:06d}.jpg"
             Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(path, "JPEG", quality=90)
             items.append((f"{i:06d}", path.name, hashlib.sha256(path.read_bytes()).hexdigest()))
-        ref = TokenizerRef("vit-vqgan", f"{tmp}/base.safetensors", "cpu", {"batch_size": args.batch_size})
+        ref = TokenizerRef("vit-vqgan", f"{tmp}/base.safetensors", "cpu", {"forward_batch": args.batch_size})
         tokenizer = tokenizer_for(ref)
         tensors = np.stack([decode_image((root / name).read_bytes()) for _, name, _ in items])
         tokenizer.encode(tensors[: args.batch_size])  # warm-up

@@ -47,7 +47,7 @@ def main() -> None:
 
         torch.manual_seed(0)
         save_file({k: v.contiguous() for k, v in ViTVQ(PRESETS["base"]).state_dict().items()}, f"{tmp}/vq.safetensors")
-        tokenizer = tokenizer_for(TokenizerRef("vit-vqgan", f"{tmp}/vq.safetensors", "cpu", {"batch_size": BATCH}))
+        tokenizer = tokenizer_for(TokenizerRef("vit-vqgan", f"{tmp}/vq.safetensors", "cpu", {"forward_batch": BATCH}))
         paths = []
         for i in range(args.images):
             path = Path(tmp) / f"{i:06d}.jpg"

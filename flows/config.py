@@ -11,8 +11,27 @@ from typing import Any, Literal
 
 import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from flows.model_config import (
+    MODEL_SECTIONS,
+    ImageTokenizerChoice,
+    ImageTokenizerConfig,
+    SpeechChoice,
+    SpeechConfig,
+    model_problem,
+    registered,
+)
+from im2sp_models.asr import RECOGNIZERS, SpeechRecognizer
+from im2sp_models.vocoders import VOCODERS
 from storage.errors import ConfigError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
 from storage.store import Store
@@ -73,81 +92,6 @@ def _secret_options(name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"store.secret: the Secret block {name!r} must hold a JSON object of fsspec options")
     return dict(value)
-
-
-class ImageTokenizerConfig(_Section):
-    """Image tokenizer choice and how tokenize-images / learn-image-codebook run it.
-
-    ``checkpoint`` is a local file or folder; for ``patch-vq`` it may be left out, and the codebook that
-    learn-image-codebook published in the store is used. ``precision`` (vit-vqgan): ``fp32`` (float32, TF32
-    off, as the official code tokenizes) or ``bf16`` (bfloat16 autocast: faster on GPUs, a few percent of
-    the codes differ); it is part of the tokenizer fingerprint, so each precision has its own image units.
-    """
-
-    name: Literal["patch-vq", "vit-vqgan"] = "patch-vq"
-    checkpoint: Path | None = None
-    trust_pickle: bool = False
-    codebook_size: int = Field(8192, ge=2, le=65536)
-    sample_images: int = Field(2000, ge=1)
-    seed: int = 0
-    # With k-means++ seeding, 10 Lloyd iterations reach the inertia of 20 (benchmarks/bench_speech_kmeans.py).
-    niter: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    # Measured by benchmarks/bench_unit_bits.py: byte-shuffle wins on skewed streams (the real ones).
-    codec: Literal["blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "ans", "auto", "none"] = "blosc-zstd-shuffle"
-    reconstruction_sample: int = Field(8, ge=0)
-    precision: Literal["fp32", "bf16"] = "fp32"
-
-    @model_validator(mode="after")
-    def _vit_vqgan_needs_a_checkpoint(self) -> ImageTokenizerConfig:
-        if self.name == "vit-vqgan" and self.checkpoint is None:
-            raise ValueError("image_tokenizer.checkpoint is required for vit-vqgan (a .ckpt/.safetensors or folder)")
-        return self
-
-    @model_validator(mode="after")
-    def _precision_only_for_torch_models(self) -> ImageTokenizerConfig:
-        if self.precision != "fp32" and self.name != "vit-vqgan":
-            raise ValueError(
-                f"image_tokenizer.precision: {self.name} runs in numpy float32; bf16 applies to vit-vqgan only"
-            )
-        return self
-
-
-class SpeechConfig(_Section):
-    """Speech feature extractor and unit codebook choices (read by the speech flows).
-
-    ``keep: sample`` stores only a seeded ``sample_fraction`` of each utterance's frames (what k-means
-    trains on); ``keep: all`` stores every frame so the codebook can be re-learned without re-extraction.
-    ``precision`` (hubert): ``fp32`` (float32, TF32 off, as fairseq extracts) or ``bf16`` (bfloat16
-    autocast); part of the extractor fingerprint, so each precision has its own features, codebook and units.
-    """
-
-    features: Literal["mfcc", "hubert"] = "mfcc"
-    checkpoint: Path | None = None
-    layer: int = Field(6, ge=1)
-    clusters: int = Field(200, ge=2)
-    keep: Literal["sample", "all"] = "sample"
-    sample_fraction: float = Field(0.1, gt=0.0, le=1.0)
-    seed: int = 0
-    batch_size: int = Field(8, ge=1)
-    chunk_seconds: float = Field(100.0, gt=0.0)
-    max_frames: int = Field(500_000, ge=1)
-    # k-means++ seeding, 8 Lloyd iterations, then swap rounds of 4 (benchmarks/bench_speech_kmeans.py, C1).
-    niter: int = Field(8, ge=1)
-    swap_rounds: int = Field(1, ge=0)
-    precision: Literal["fp32", "bf16"] = "fp32"
-
-    @model_validator(mode="after")
-    def _hubert_needs_a_checkpoint(self) -> SpeechConfig:
-        if self.features == "hubert" and self.checkpoint is None:
-            raise ValueError("speech.checkpoint is required for hubert (a folder saved with save_pretrained)")
-        return self
-
-    @model_validator(mode="after")
-    def _precision_only_for_torch_models(self) -> SpeechConfig:
-        if self.precision != "fp32" and self.features != "hubert":
-            raise ValueError(f"speech.precision: {self.features} runs in numpy float32; bf16 applies to hubert only")
-        return self
 
 
 class ShardingConfig(_Section):
@@ -256,9 +200,25 @@ class EvaluationConfig(_Section):
     beams: int = Field(1, ge=1)
     max_units: int = Field(512, ge=1)
     checkpoint: Path | None = None
-    asr: Literal["faster-whisper", "wav2vec2-ctc"] = "faster-whisper"
+    asr: str = "faster-whisper"
     asr_checkpoint: Path | None = None
+    vocoder: str = "unit-hifigan"
     vocoder_checkpoint: Path | None = None
+
+    @field_validator("asr")
+    @classmethod
+    def _asr_is_registered(cls, name: str) -> str:
+        return registered(RECOGNIZERS, name)
+
+    @field_validator("vocoder")
+    @classmethod
+    def _vocoder_is_registered(cls, name: str) -> str:
+        return registered(VOCODERS, name)
+
+    @property
+    def asr_entry(self) -> type[SpeechRecognizer]:
+        """The ASR's registry entry (its class)."""
+        return RECOGNIZERS.entry(self.asr)
 
 
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
@@ -270,14 +230,22 @@ class PipelineConfig(_Section):
 
     store: StoreConfig = Field(default_factory=StoreConfig)
     datasets: dict[str, DatasetSpec] = Field(min_length=1)
-    image_tokenizer: ImageTokenizerConfig = Field(default_factory=ImageTokenizerConfig)
-    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    image_tokenizer: ImageTokenizerChoice = Field(default_factory=dict, validate_default=True)
+    speech: SpeechChoice = Field(default_factory=dict, validate_default=True)
     sharding: ShardingConfig = Field(default_factory=ShardingConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     retokenize: RetokenizeConfig = Field(default_factory=RetokenizeConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @field_validator("image_tokenizer", "speech", mode="before")
+    @classmethod
+    def _model_is_registered(cls, value: Any, info: ValidationInfo) -> Any:
+        key, registry = MODEL_SECTIONS[str(info.field_name)]
+        if isinstance(value, dict) and isinstance(value.get(key), str):
+            registered(registry, value[key])  # names the unknown model, which the union's own error cannot
+        return value
 
     def selected(self, datasets: list[str] | None) -> dict[str, DatasetSpec]:
         """The configured datasets named in ``datasets`` (all when None), in config order.
@@ -330,8 +298,8 @@ def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        lines.append(f"  {location}: {problem['msg']}")
+        location, message = model_problem(list(problem["loc"]), problem["msg"], problem["type"])
+        lines.append(f"  {'.'.join(str(part) for part in location) or '(top level)'}: {message}")
     return "\n".join(lines)
 
 
@@ -368,4 +336,13 @@ def load_config(path: Path) -> PipelineConfig:
     return parse_config(document, base=path.parent.resolve(), source=str(path))
 
 
-__all__ = ["CocoSpec", "ConfigError", "Flickr8kSpec", "PipelineConfig", "load_config", "parse_config"]
+__all__ = [
+    "CocoSpec",
+    "ConfigError",
+    "Flickr8kSpec",
+    "ImageTokenizerConfig",
+    "PipelineConfig",
+    "SpeechConfig",
+    "load_config",
+    "parse_config",
+]

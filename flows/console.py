@@ -181,35 +181,10 @@ def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Tab
 
 
 def render_results(console: Console, flow_name: str, results: Any) -> None:
-    """Print what a flow returned: manifest summaries where it built manifests."""
-    stages = results if isinstance(results, dict) and flow_name == "im2sp-pipeline" else {flow_name: results}
+    """Print what a flow returned, as its registry entry summarises it (each stage of the pipeline in turn)."""
+    from flows.registry import PIPELINE, get_entry
+
+    stages = results if isinstance(results, dict) and flow_name == PIPELINE else {flow_name: results}
     for stage, value in stages.items():
-        if stage == "build-manifests":
-            console.print(manifest_summary(value))
-        elif stage == "tokenize-images":
-            console.print(units_summary(value))
-            for result in value:
-                if result.reconstruction is not None:
-                    console.print(f"reconstruction preview ({result.dataset}): {result.reconstruction.preview_key}")
-        elif stage in ("extract-speech-features", "unitize-speech", "build-training-shards"):
-            console.print(units_summary(value, title=stage))
-        elif stage == "learn-speech-codebook":
-            console.print(f"speech codebook {value.codebook_id} (K={value.clusters}, {value.sample_frames} frames)")
-        elif stage == "learn-image-codebook":
-            console.print(f"image codebook {value.codebook_id} (K={value.codebook_size}, {value.images} images)")
-        elif stage == "evaluate-im2sp":
-            console.print(evaluation_table(value))
-        elif stage == "train-im2sp":
-            console.print(training_table(value))
-        elif stage == "storage-report":
-            console.print(storage_table(StorageEntry(**entry) for entry in value["entries"]))
-            if value["stale_versions"]:
-                console.print(stale_table(StaleVersion(**stale) for stale in value["stale_versions"]))
-            if value.get("unmeasured"):
-                console.print(unmeasured_table(Unmeasured(**u) for u in value["unmeasured"]))
-        elif stage == "retokenize-images":
-            for outcome in value:
-                console.print(
-                    f"{outcome.kind} units: stale {', '.join(outcome.stale) or 'none'}, "
-                    f"rebuilt {', '.join(outcome.rebuilt) or 'none'}" + (f" ({outcome.note})" if outcome.note else "")
-                )
+        for renderable in get_entry(stage).summary(value):
+            console.print(renderable)

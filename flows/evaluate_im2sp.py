@@ -44,7 +44,7 @@ def _asr(config: PipelineConfig) -> AsrRef | None:
     section = config.evaluation
     if section.asr_checkpoint is not None:
         return AsrRef(section.asr, str(section.asr_checkpoint), config.device)
-    return packaged_whisper_ref(config.device) if section.asr == "faster-whisper" else None
+    return packaged_whisper_ref(config.device) if section.asr == "faster-whisper" else None  # the demo's ASR
 
 
 def _cell(value: float | None) -> str:
@@ -94,7 +94,7 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     folder = _model_folder(config)
     asr = _asr(config)
     vocoder = (
-        VocoderRef("unit-hifigan", str(section.vocoder_checkpoint), config.device)
+        VocoderRef(section.vocoder, str(section.vocoder_checkpoint), config.device)
         if section.vocoder_checkpoint is not None
         else None
     )

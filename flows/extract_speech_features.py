@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
@@ -23,10 +21,7 @@ DatasetFeatures = ShardedResult
 def extractor_ref(config: PipelineConfig) -> ExtractorRef:
     """The configured extractor as a loadable reference."""
     speech = config.speech
-    options: dict[str, Any] = {}
-    if speech.features == "hubert":
-        options = {"layer": speech.layer, "batch_size": speech.batch_size, "precision": speech.precision}
-    return ExtractorRef(speech.features, str(speech.checkpoint or ""), config.device, options)
+    return ExtractorRef(speech.features, str(speech.checkpoint or ""), config.device, speech.settings())
 
 
 def features_version_id(config: PipelineConfig, extractor_fingerprint: str) -> str:
@@ -60,7 +55,7 @@ def extract_speech_features_flow(config: PipelineConfig) -> list[DatasetFeatures
                     "extractor": ref.name,
                     "fingerprint": extractor.fingerprint,
                     "dim": extractor.dim,
-                    "layer": speech.layer if ref.name == "hubert" else None,
+                    "layer": getattr(ref.settings, "layer", None),  # an extractor that reads one layer names it
                     "keep": speech.keep,
                     "sample_fraction": speech.sample_fraction,
                     "seed": speech.seed,

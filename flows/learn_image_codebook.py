@@ -21,8 +21,8 @@ CODEBOOK_EVENT = "im2sp.codebook.updated"
 def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
     """Learn the image codebook from a bounded sample of every dataset's training images."""
     section = config.image_tokenizer
-    if section.name != "patch-vq":
-        raise Im2SpError(f"learn-image-codebook trains patch-vq codebooks; image_tokenizer.name is {section.name!r}")
+    if not section.entry.learns_codebook:
+        raise Im2SpError(f"image_tokenizer {section.name} loads its codebook from a checkpoint: there is none to learn")
     store = config.store.open()
     sources = []
     for name, spec in config.datasets.items():

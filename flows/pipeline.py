@@ -23,7 +23,8 @@ from flows.unitize_speech import unitize_speech_flow
 def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     """Run every implemented stage in order and return each stage's results by flow name."""
     results: dict[str, Any] = {"build-manifests": build_manifests_flow(config)}
-    if config.image_tokenizer.name == "patch-vq" and config.image_tokenizer.checkpoint is None:
+    section = config.image_tokenizer
+    if section.entry.learns_codebook and section.checkpoint is None:
         results["learn-image-codebook"] = learn_image_codebook_flow(config)
     results["tokenize-images"] = tokenize_images_flow(config)
     results["extract-speech-features"] = extract_speech_features_flow(config)

@@ -1,15 +1,26 @@
-"""Flows by their user-facing names (flow name = deployment name)."""
+"""Every flow, by its user-facing name (flow name = deployment name): one entry per flow.
+
+An entry says what ``im2sp serve`` and ``prefect.yaml`` deploy (the flow, its description, an event trigger, a
+cron schedule from the config) and what ``im2sp run`` prints when it ends (``flows/summaries.py``). Adding a
+flow is its module plus one entry here; ``prefect.yaml`` is generated from these entries
+(``python -m flows.deployments_yaml > prefect.yaml``, checked by ``tests/test_deployments.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import RenderableType
+
+from flows import summaries
 from flows.build_manifests import build_manifests_flow
 from flows.build_training_shards import build_training_shards_flow
+from flows.config import PipelineConfig
 from flows.evaluate_im2sp import evaluate_im2sp_flow
 from flows.extract_speech_features import extract_speech_features_flow
-from flows.learn_image_codebook import learn_image_codebook_flow
+from flows.learn_image_codebook import CODEBOOK_EVENT, learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.pipeline import pipeline_flow
 from flows.report import storage_report_flow
@@ -19,20 +30,76 @@ from flows.train_im2sp import train_im2sp_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import UsageError
 
-FLOWS: dict[str, Any] = {
-    "build-manifests": build_manifests_flow,
-    "learn-image-codebook": learn_image_codebook_flow,
-    "tokenize-images": tokenize_images_flow,
-    "extract-speech-features": extract_speech_features_flow,
-    "learn-speech-codebook": learn_speech_codebook_flow,
-    "unitize-speech": unitize_speech_flow,
-    "retokenize-images": retokenize_images_flow,
-    "build-training-shards": build_training_shards_flow,
-    "train-im2sp": train_im2sp_flow,
-    "evaluate-im2sp": evaluate_im2sp_flow,
-    "storage-report": storage_report_flow,
-    "im2sp-pipeline": pipeline_flow,
-}
+
+@dataclass(frozen=True)
+class EventTrigger:
+    """Start the flow when ``event`` is emitted; ``parameters`` are templated from the event (Prefect's syntax)."""
+
+    name: str
+    event: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow as users see it: deployed under its name, summarised when ``im2sp run`` ends."""
+
+    flow: Any
+    summary: Callable[[Any], list[RenderableType]]
+    trigger: EventTrigger | None = None
+    cron: Callable[[PipelineConfig], str] | None = None
+
+    @property
+    def name(self) -> str:
+        """The flow's name, which is also its deployment's name."""
+        return str(self.flow.name)
+
+    @property
+    def description(self) -> str:
+        """The flow's description (its docstring's first line unless the decorator gave one)."""
+        return str(self.flow.description or "")
+
+
+ENTRIES: tuple[FlowEntry, ...] = (
+    FlowEntry(build_manifests_flow, summaries.manifests),
+    FlowEntry(learn_image_codebook_flow, summaries.image_codebook),
+    FlowEntry(tokenize_images_flow, summaries.image_units),
+    FlowEntry(extract_speech_features_flow, summaries.stage_units("extract-speech-features")),
+    FlowEntry(learn_speech_codebook_flow, summaries.speech_codebook),
+    FlowEntry(unitize_speech_flow, summaries.stage_units("unitize-speech")),
+    FlowEntry(
+        retokenize_images_flow,
+        summaries.retokenized,
+        trigger=EventTrigger(
+            "codebook-updated",
+            CODEBOOK_EVENT,
+            {"codebook_id": "{{ event.payload.codebook_id }}", "kind": "{{ event.payload.kind }}"},
+        ),
+        cron=lambda config: config.retokenize.cron,
+    ),
+    FlowEntry(build_training_shards_flow, summaries.stage_units("build-training-shards")),
+    FlowEntry(train_im2sp_flow, summaries.training),
+    FlowEntry(evaluate_im2sp_flow, summaries.evaluation),
+    FlowEntry(storage_report_flow, summaries.storage),
+    FlowEntry(pipeline_flow, summaries.nothing),
+)
+
+#: Flows by name, in the order of ``ENTRIES``.
+FLOWS: dict[str, Any] = {entry.name: entry.flow for entry in ENTRIES}
+#: The flow that runs every stage and returns their results by stage name.
+PIPELINE = "im2sp-pipeline"
+
+
+def get_entry(name: str) -> FlowEntry:
+    """Return the entry of a flow name.
+
+    Raises:
+        UsageError: If no flow has that name (the message lists the known names).
+    """
+    for entry in ENTRIES:
+        if entry.name == name:
+            return entry
+    raise UsageError(f"unknown flow {name!r}; known flows: {', '.join(sorted(FLOWS))}")
 
 
 def get_flow(name: str) -> Callable[..., Any]:
@@ -41,7 +108,5 @@ def get_flow(name: str) -> Callable[..., Any]:
     Raises:
         UsageError: If no flow has that name (the message lists the known names).
     """
-    if name not in FLOWS:
-        raise UsageError(f"unknown flow {name!r}; known flows: {', '.join(sorted(FLOWS))}")
-    flow: Callable[..., Any] = FLOWS[name]
+    flow: Callable[..., Any] = get_entry(name).flow
     return flow

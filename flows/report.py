@@ -30,7 +30,7 @@ from storage.report import (
     shared_entries,
     stale_entries,
 )
-from storage.sources.spec import CocoSpec
+from storage.sources.registry import source_of
 from storage.store import Store
 
 #: Where each report is kept in the store (``<UTC time>.json`` and ``.png``).
@@ -57,9 +57,7 @@ def measure_storage(config: PipelineConfig) -> Measurement:
     entries: list[StorageEntry] = []
     unmeasured: list[Unmeasured] = []
     for name, spec in config.datasets.items():
-        images = spec.images if isinstance(spec, CocoSpec) else (spec.images or "")
-        roots = {"image": str(spec.root / images), "speech": str(spec.root / (spec.speech or ""))}
-        found, problems = dataset_entries(store, name, roots)
+        found, problems = dataset_entries(store, name, source_of(spec).media_roots(spec))
         entries.extend(found)
         unmeasured.extend(problems)
     found, problems = shared_entries(store)

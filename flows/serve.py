@@ -1,7 +1,7 @@
 """``im2sp serve``: every flow as a deployment named like the flow, with the config as default parameters.
 
-retokenize-images also gets its triggers: a ``DeploymentEventTrigger`` on ``im2sp.codebook.updated`` (the
-payload's codebook id and kind become parameters) and the cron schedule ``retokenize.cron`` as a safety net.
+Triggers and schedules come from the flow registry (``flows/registry.py``): retokenize-images starts on
+``im2sp.codebook.updated`` (the payload's codebook id and kind become parameters) and on ``retokenize.cron``.
 The served process polls the Prefect API for scheduled runs every ``PREFECT_RUNNER_POLL_FREQUENCY`` seconds
 (Prefect's default 10) and runs each in a subprocess.
 """
@@ -12,32 +12,30 @@ from pathlib import Path
 from typing import Any
 
 from flows.config import PipelineConfig, load_config
-from flows.learn_image_codebook import CODEBOOK_EVENT
-from flows.registry import FLOWS
-
-RETOKENIZE = "retokenize-images"
+from flows.registry import ENTRIES
 
 
 def build_deployments(config: PipelineConfig) -> list[Any]:
-    """One runner deployment per flow, named like it; retokenize-images with its event trigger and cron."""
+    """One runner deployment per registry entry, named like its flow, with the entry's trigger and schedule."""
     from prefect.events import DeploymentEventTrigger
 
     parameters = {"config": config.model_dump(mode="json")}
     deployments = []
-    for name, flow in FLOWS.items():
+    for entry in ENTRIES:
         options: dict[str, Any] = {}
-        if name == RETOKENIZE:
+        if entry.trigger is not None:
             options["triggers"] = [
                 DeploymentEventTrigger(
-                    name="codebook-updated",
-                    expect={CODEBOOK_EVENT},
+                    name=entry.trigger.name,
+                    expect={entry.trigger.event},
                     # merged with the deployment's parameters (the config) when the run is created
-                    parameters={"codebook_id": "{{ event.payload.codebook_id }}", "kind": "{{ event.payload.kind }}"},
+                    parameters=dict(entry.trigger.parameters),
                 )
             ]
-            options["cron"] = config.retokenize.cron
+        if entry.cron is not None:
+            options["cron"] = entry.cron(config)
         deployments.append(
-            flow.to_deployment(name=name, parameters=parameters, description=flow.description, **options)
+            entry.flow.to_deployment(name=entry.name, parameters=parameters, description=entry.description, **options)
         )
     return deployments
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -41,18 +40,18 @@ class DatasetUnits(ShardedResult):
 
 
 def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
-    """Resolve the configured tokenizer to a loadable reference (patch-vq falls back to the store's codebook)."""
+    """Resolve the configured tokenizer to a loadable reference.
+
+    Without a checkpoint, a tokenizer that learns its codebook (patch-vq) uses the store's current codebook.
+    """
     section = config.image_tokenizer
     checkpoint = section.checkpoint
-    if checkpoint is None:
+    if checkpoint is None and section.entry.learns_codebook:
         found = current_codebook(store)
         if found is None:
             raise Im2SpError("no image codebook yet: run learn-image-codebook first, or set image_tokenizer.checkpoint")
         checkpoint = found[1]
-    options: dict[str, Any] = {"trust_pickle": True} if section.trust_pickle else {}
-    if section.name == "vit-vqgan":
-        options["precision"] = section.precision
-    return TokenizerRef(section.name, str(checkpoint), config.device, options)
+    return TokenizerRef(section.name, str(checkpoint or ""), config.device, section.settings())
 
 
 @flow(name="tokenize-images")

@@ -1,16 +1,7 @@
-"""Model-side errors; the project's error family lives in ``storage.errors`` and is re-used here."""
+"""The errors models raise, from the project's one error family (``storage.errors``)."""
 
 from __future__ import annotations
 
-from storage.errors import Im2SpError, NotEnoughDataError, UnknownModelError
+from storage.errors import CheckpointError, Im2SpError, ItemRejected, NotEnoughDataError, UnknownModelError
 
-
-class ItemRejected(Im2SpError):  # noqa: N818 - a verdict on one item, recorded as a rejection
-    """One input (an image, a wav) cannot be used; the message is the recorded reason."""
-
-
-class CheckpointError(Im2SpError):
-    """A checkpoint is missing, of the wrong layout, or refused (pickles without ``trust_pickle``)."""
-
-
-__all__ = ["CheckpointError", "ItemRejected", "NotEnoughDataError", "UnknownModelError"]
+__all__ = ["CheckpointError", "Im2SpError", "ItemRejected", "NotEnoughDataError", "UnknownModelError"]

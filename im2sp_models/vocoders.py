@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.registry import Registry
+from im2sp_models.registry import ModelEntry, ModelSettings, Registry
+from storage.hashing import sha256_files
 
 LRELU_SLOPE = 0.1
 
@@ -165,32 +166,55 @@ def fold_weight_norm(state: dict[str, Any]) -> dict[str, Any]:
     return folded
 
 
-_REGISTRY = Registry("vocoder", {"unit-hifigan": "im2sp_models.vocoders"})
-#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
-register_vocoder = _REGISTRY.register
+class Vocoder(ModelEntry, Protocol):
+    """Speech units → a waveform."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sampling rate."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of name + config + weights."""
+
+    def synthesize(self, units: np.ndarray, *, deduplicated: bool = True, speaker: int = 0) -> np.ndarray:
+        """Waveform of one unit sequence: float32 in [-1, 1]."""
 
 
-def vocoder_names() -> list[str]:
-    """Every registered name."""
-    return _REGISTRY.names()
+#: Every vocoder: built-ins by module, plugins under the ``im2sp.vocoders`` entry-point group.
+VOCODERS = Registry[Vocoder]("vocoder", "im2sp.vocoders", {"unit-hifigan": "im2sp_models.vocoders"})
+#: Class decorator: register a vocoder under its ``name``.
+register_vocoder = VOCODERS.register
+#: Every name, built-in or from a plugin.
+vocoder_names = VOCODERS.names
 
 
-def load_vocoder(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> UnitHifiGanVocoder:
+def load_vocoder(
+    name: str, checkpoint: Path | None, *, device: str = "auto", settings: ModelSettings | None = None, **options: Any
+) -> Vocoder:
     """Load a vocoder by registry name (``unit-hifigan``: a generator file or its folder).
 
     Raises:
         UnknownModelError: If no vocoder has that name.
+        ConfigError: If an option is not one of the vocoder's settings.
         CheckpointError: If the checkpoint cannot be loaded.
     """
-    loaded: UnitHifiGanVocoder = _REGISTRY.load(name, checkpoint, device=device, **options)
-    return loaded
+    return VOCODERS.load(name, checkpoint, device=device, settings=settings, **options)
 
 
-@register_vocoder("unit-hifigan")
+class UnitHifiGanSettings(ModelSettings):
+    """unit-hifigan's options: ``config``, where its ``config.json`` is when not beside the generator."""
+
+    config: Path | None = None
+
+
+@register_vocoder
 class UnitHifiGanVocoder:
     """Deduplicated (with a duration predictor) or full-rate units → 16 kHz waveform."""
 
     name: ClassVar[str] = "unit-hifigan"
+    Settings: ClassVar[type[ModelSettings]] = UnitHifiGanSettings
+    needs_checkpoint: ClassVar[bool] = True
 
     def __init__(self, network: Any, config: dict[str, Any], checksum: str, device: str) -> None:
         self.network = network
@@ -233,18 +257,21 @@ class UnitHifiGanVocoder:
 
     @classmethod
     def load(
-        cls, checkpoint: Path, *, device: str = "auto", config: Path | None = None, **options: Any
+        cls, checkpoint: Path | None, options: UnitHifiGanSettings | None = None, *, device: str = "auto"
     ) -> UnitHifiGanVocoder:
         """Load ``{"generator": state_dict}`` (``torch.load(weights_only=True)``) and its ``config.json``.
 
         ``checkpoint`` is the generator file, or a folder holding it (``model.pt`` or the newest ``g_*``)
-        and ``config.json``; ``config`` overrides where the config is.
+        and ``config.json``; ``options.config`` overrides where the config is.
 
         Raises:
             CheckpointError: Missing files, an f0 vocoder, or weights that do not fit the config.
         """
         import torch
 
+        config = (options or UnitHifiGanSettings()).config
+        if checkpoint is None:
+            raise CheckpointError("unit-hifigan needs a generator file or its folder")
         folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
         if checkpoint.is_dir():
             candidates = sorted(folder.glob("g_*")) or sorted(folder.glob("*.pt"))
@@ -275,9 +302,6 @@ class UnitHifiGanVocoder:
             network.load_state_dict(state, strict=True)
         except RuntimeError as error:
             raise CheckpointError(f"{checkpoint}: weights do not fit {config_path} ({error})") from error
-        digest = hashlib.sha256(config_path.read_bytes())
-        with checkpoint.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
         resolved = resolve_device(device)
-        return cls(network.to(resolved).eval(), settings, digest.hexdigest(), resolved)
+        checksum = sha256_files([config_path, checkpoint])  # the config's bytes, then the weights'
+        return cls(network.to(resolved).eval(), settings, checksum, resolved)

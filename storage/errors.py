@@ -1,4 +1,8 @@
-"""The project's error family: every error a user can see, with a message that says what to do."""
+"""The project's one error family, for models and storage alike.
+
+Every error a user can see, with a message that says what to do. ``im2sp_models.errors`` re-exports the
+model-side ones; no other module defines an error class.
+"""
 
 from __future__ import annotations
 
@@ -65,3 +69,15 @@ class StoreAccessError(Im2SpError):
 
 class TooManyRejectedError(Im2SpError):
     """More of a dataset's items were rejected than ``max_rejected_fraction`` allows: a folder is likely wrong."""
+
+
+class ItemRejected(Im2SpError):  # noqa: N818 - a verdict on one item, recorded as a rejection
+    """One input (an image, a wav) cannot be used; the message is the recorded reason."""
+
+
+class CheckpointError(Im2SpError):
+    """A checkpoint is missing, of the wrong layout, or refused (pickles without ``trust_pickle``)."""
+
+
+class SampleRejected(ItemRejected, ValueError):  # noqa: N818 - a verdict on one sample, not a crash
+    """Raised by a writer's ``_add`` when one sample cannot be stored; recorded as a rejection."""

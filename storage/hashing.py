@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -13,10 +13,15 @@ _BLOCK = 1 << 20
 FINGERPRINT_CHARS = 16
 
 
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """Everything left in a binary stream, 1 MiB at a time."""
+    return iter(lambda: stream.read(_BLOCK), b"")
+
+
 def sha256_stream(stream: BinaryIO) -> str:
     """Return the hex sha256 of everything left in a binary stream."""
     digest = hashlib.sha256()
-    for block in iter(lambda: stream.read(_BLOCK), b""):
+    for block in _blocks(stream):
         digest.update(block)
     return digest.hexdigest()
 
@@ -30,6 +35,16 @@ def sha256_file(path: Path) -> str:
     """Return the hex sha256 of a local file, read in 1 MiB blocks."""
     with path.open("rb") as stream:
         return sha256_stream(stream)
+
+
+def sha256_files(paths: Iterable[Path]) -> str:
+    """Return the hex sha256 of local files' bytes one after another (a checkpoint made of several files)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as stream:
+            for block in _blocks(stream):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:

@@ -25,10 +25,9 @@ from storage.probe import probe_all, probe_image, probe_utterance
 from storage.progress import sink
 from storage.rejection_limit import check_rejections
 from storage.shard_plan import PlanItem, PlannedShard, plan_shards
-from storage.sources.coco import list_coco
-from storage.sources.flickr8k import list_flickr8k
 from storage.sources.records import OK, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord
-from storage.sources.spec import CocoSpec, Flickr8kSpec
+from storage.sources.registry import source_of
+from storage.sources.source import SourceSpec
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
 
@@ -105,9 +104,9 @@ class ManifestResult:
     reasons: dict[str, int]
 
 
-def list_source(name: str, spec: CocoSpec | Flickr8kSpec) -> SourceListing:
-    """List a dataset with the parser of its layout."""
-    return list_coco(name, spec) if isinstance(spec, CocoSpec) else list_flickr8k(name, spec)
+def list_source(name: str, spec: SourceSpec) -> SourceListing:
+    """List a dataset with the listing function of its kind (``storage/sources/registry.py``)."""
+    return source_of(spec).listing(name, spec)
 
 
 def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> str:
@@ -143,9 +142,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def build_manifests(
-    store: Store, name: str, spec: CocoSpec | Flickr8kSpec, *, shard_size: int, workers: int = 4
-) -> ManifestResult:
+def build_manifests(store: Store, name: str, spec: SourceSpec, *, shard_size: int, workers: int = 4) -> ManifestResult:
     """Build (or find up to date) a dataset's manifests and shard plan, and publish them as ``current``.
 
     Args:
@@ -166,7 +163,7 @@ def build_manifests(
 
 def _build_locked(
     name: str,
-    spec: CocoSpec | Flickr8kSpec,
+    spec: SourceSpec,
     listing: SourceListing,
     version: StoreVersion,
     shard_size: int,
@@ -195,9 +192,9 @@ def _build_locked(
     return _result(version, skipped=False)
 
 
-def _check_rejections(version: StoreVersion, spec: CocoSpec | Flickr8kSpec) -> None:
+def _check_rejections(version: StoreVersion, spec: SourceSpec) -> None:
     tables = {name: read_table(version, name) for name in ("images", "captions", "utterances")}
-    check_rejections(version.dataset, spec.kind, tables, spec.max_rejected_fraction)
+    check_rejections(version.dataset, source_of(spec).config_keys, tables, spec.max_rejected_fraction)
 
 
 def _plan(listing: SourceListing, shard_size: int) -> list[PlannedShard]:

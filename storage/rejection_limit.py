@@ -8,25 +8,21 @@ build-manifests fails with one line that says which key to check, and the manife
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import pyarrow as pa
 
 from storage.errors import TooManyRejectedError
 from storage.sources.records import OK
 
-#: The config key (under ``datasets.<name>``) that most often explains rejections in each table.
-_KEYS = {
-    "coco": {"images": "images", "captions": "annotations", "utterances": "speech"},
-    "flickr8k": {"images": "images", "captions": "text", "utterances": "speech"},
-}
 
-
-def check_rejections(dataset: str, kind: str, tables: dict[str, pa.Table], limit: float) -> None:
+def check_rejections(dataset: str, keys: Mapping[str, str], tables: dict[str, pa.Table], limit: float) -> None:
     """Raise when a table rejects more than ``limit`` of its items.
 
     Args:
         dataset: Dataset name (as configured).
-        kind: Its layout (``coco``, ``flickr8k``): which config key to name.
+        keys: Per table, the config key (under ``datasets.<name>``) that most often explains its rejections
+            (the dataset kind's ``config_keys``); ``root`` for a table it does not name.
         tables: Manifest tables with ``id``, ``status`` and ``reason`` columns, by name.
         limit: The dataset's ``max_rejected_fraction``.
 
@@ -42,7 +38,7 @@ def check_rejections(dataset: str, kind: str, tables: dict[str, pa.Table], limit
         kinds = Counter(row["reason"].split(":")[0] for row in rejected)
         reason, count = kinds.most_common(1)[0]
         example = next(row for row in rejected if row["reason"].split(":")[0] == reason)
-        key = _KEYS.get(kind, {}).get(name, "root")
+        key = keys.get(name, "root")
         why = " ".join(example["reason"].split())  # one line, whatever the decoder said
         raise TooManyRejectedError(
             f"{dataset}: {len(rejected)} of {len(rows)} {name} rejected (more than max_rejected_fraction "

@@ -4,7 +4,8 @@
 "reclaimable_bytes": N, "unmeasured": [...]}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. Every store has its entry: the
 source files (from the current manifests), image units, speech units, speech features and training shards per
-dataset, and the shared codebooks and training runs.
+dataset, and the shared codebooks and training runs. Which kinds there are, and how each is measured
+(``storage/report_measures.py``), is their spec in ``storage/kind_specs.py``; this module walks the specs.
 
 A store whose control files or markers cannot be read (a damaged ``current.json``, ``version.json`` or commit
 marker, a format this code does not know) is listed under ``unmeasured`` with the reason and the flow whose
@@ -13,324 +14,75 @@ rerun repairs it, and the rest of the report is still measured: one damaged file
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import pyarrow.compute as pc
-
-from storage.errors import DamagedPointerError, Im2SpError
+from storage.errors import Im2SpError
 from storage.format import FORMAT_VERSION
-from storage.kinds import (
-    IMAGE_CODEBOOK,
-    IMAGE_UNITS,
-    MANIFESTS,
-    REBUILT_BY,
-    SHARED,
-    SPEECH_CODEBOOK,
-    SPEECH_FEATURES,
-    SPEECH_UNITS,
-    TRAIN_RUNS,
-    TRAINING_SHARDS,
+from storage.kind_specs import Scope, kinds_of, measured_kinds
+from storage.kinds import SHARED
+from storage.report_measures import (
+    IMAGE_RAW_BITS,
+    SPEECH_RAW_BITS_PER_SECOND,
+    TOKENS_PER_IMAGE,
+    UNREADABLE,
+    Measuring,
+    SourceRows,
+    StorageEntry,
+    Unmeasured,
+    as_unmeasured,
+    image_unit_entries,
+    source_entries,
+    speech_feature_entries,
+    speech_unit_entries,
+    training_shard_entries,
 )
-from storage.manifests import read_table
-from storage.marker import CommitMarker
-from storage.speech_units_writer import stored_frames
 from storage.store import Store
-from storage.versions import StoreVersion, current_pointer, current_version, list_versions, stale_versions
+from storage.versions import StoreVersion, stale_versions
 
-IMAGE_RAW_BITS = 256 * 256 * 3 * 8
-SPEECH_RAW_BITS_PER_SECOND = 16_000 * 16
-TOKENS_PER_IMAGE = 32 * 32
-
-
-@dataclass(frozen=True)
-class StorageEntry:
-    """One row of the storage report."""
-
-    dataset: str
-    modality: str
-    representation: str
-    items: int
-    source_bytes: int
-    raw_bits: int
-    unit_bits: int | None
-    stored_bytes: int
-    path: str
-    version: str | None = None
-    codebook: str | None = None
-
-    @property
-    def ratio_to_raw(self) -> float | None:
-        """Stored bits as a fraction of the raw bits (None when there are no raw bits)."""
-        return self.stored_bytes * 8 / self.raw_bits if self.raw_bits else None
+__all__ = [
+    "IMAGE_RAW_BITS",
+    "SPEECH_RAW_BITS_PER_SECOND",
+    "TOKENS_PER_IMAGE",
+    "UNREADABLE",
+    "SourceRows",
+    "StaleVersion",
+    "StorageEntry",
+    "Unmeasured",
+    "dataset_entries",
+    "image_unit_entries",
+    "report_json",
+    "shared_entries",
+    "source_entries",
+    "speech_feature_entries",
+    "speech_unit_entries",
+    "stale_entries",
+    "training_shard_entries",
+]
 
 
-@dataclass(frozen=True)
-class Unmeasured:
-    """A store the report could not read: why, and the flow whose rerun rewrites what is damaged."""
-
-    dataset: str
-    kind: str
-    problem: str
-    rerun: str
-
-
-#: What stops one store's measurement without stopping the report: damaged, missing or unparseable files
-#: (``Im2SpError``: damaged markers and pointers, uncommitted shards, formats of newer code; ``OSError``: a
-#: missing file; ``ValueError``: a table pyarrow cannot parse; ``KeyError``/``TypeError``: a ``version.json``
-#: or marker that parses but lacks a field or has one of the wrong type).
-UNREADABLE = (Im2SpError, OSError, ValueError, KeyError, TypeError)
-
-
-def _unmeasured(dataset: str, kind: str, error: Exception) -> Unmeasured:
-    problem = str(error) if isinstance(error, Im2SpError) else f"{type(error).__name__}: {error}"
-    return Unmeasured(dataset, kind, problem, REBUILT_BY[kind])
+def _measure_all(measuring: Measuring, scope: Scope) -> tuple[list[StorageEntry], list[Unmeasured]]:
+    """The entries of every kind of a scope, in report order, and the stores that could not be read."""
+    entries: list[StorageEntry] = []
+    for spec in measured_kinds(scope):
+        try:
+            entries.extend(spec.measure(measuring))
+        except UNREADABLE as error:
+            measuring.problems.append(as_unmeasured(measuring.dataset, spec.name, error))
+    return entries, measuring.problems
 
 
 def dataset_entries(store: Store, dataset: str, roots: dict[str, str]) -> tuple[list[StorageEntry], list[Unmeasured]]:
     """Every entry of one dataset, and the stores that could not be read.
 
     Entries: sources, image and speech units, speech features, training shards (in that order).
-    """
-    entries: list[StorageEntry] = []
-    problems: list[Unmeasured] = []
-    memo: SourceRows = {}  # each manifest table is read (and re-hashed) once for all entries
-    measures: list[tuple[str, Callable[[], list[StorageEntry]]]] = [
-        (MANIFESTS, lambda: source_entries(store, dataset, roots)),
-        (IMAGE_UNITS, lambda: image_unit_entries(store, dataset, memo)),
-        (SPEECH_UNITS, lambda: speech_unit_entries(store, dataset, memo)),
-        (SPEECH_FEATURES, lambda: speech_feature_entries(store, dataset, memo)),
-        (TRAINING_SHARDS, lambda: training_shard_entries(store, dataset, memo)),
-    ]
-    for kind, measure in measures:
-        try:
-            entries.extend(measure())
-        except UNREADABLE as error:
-            problems.append(_unmeasured(dataset, kind, error))
-    return entries, problems
-
-
-def _published(store: Store, dataset: str, kind: str) -> tuple[StoreVersion, list[CommitMarker]] | None:
-    """The current version of a kind and its commit markers; None when none is published.
-
-    Raises:
-        DamagedPointerError: If the pointer names a shard that has no commit marker: its items would go uncounted.
-    """
-    found = current_pointer(store, dataset, kind)
-    if found is None:
-        return None
-    version, shards = found
-    markers = version.committed()
-    lost = sorted({str(shard) for shard in shards} - set(markers)) if isinstance(shards, list) else []
-    if lost:
-        raise DamagedPointerError(
-            f"{store.url_of(f'{dataset}/{kind}/current.json')} names {len(lost)} shard(s) without a commit marker "
-            f"({', '.join(lost[:5])}); rerun {REBUILT_BY[kind]} to rebuild them"
-        )
-    return version, list(markers.values())
-
-
-#: The manifest columns the entries look up by item id.
-_SOURCE_COLUMNS = {"images": ["id", "bytes"], "utterances": ["id", "bytes", "duration", "image_id"]}
-#: Manifest rows by table, then item id, read once per report of a dataset (:func:`dataset_entries`).
-SourceRows = dict[str, dict[str, dict[str, Any]]]
-
-
-def _source_rows(store: Store, dataset: str, table: str, memo: SourceRows | None) -> dict[str, dict[str, Any]]:
-    """Rows of the current manifests by item id, for the entries' source sizes; none when they cannot be read.
-
-    Unreadable manifests are listed (as unmeasured sources) by :func:`source_entries`' own read, so the unit,
-    feature and training-shard entries lose only what comes from the manifests (``source_bytes`` and
-    ``raw_bits``, then 0), never their items or stored sizes. ``memo`` keeps each table for the next entry.
-    """
-    if memo is not None and table in memo:
-        return memo[table]
-    try:
-        sources = current_version(store, dataset, MANIFESTS)
-        rows = read_table(sources, table).select(_SOURCE_COLUMNS[table]).to_pylist() if sources is not None else []
-    except UNREADABLE:
-        rows = []
-    found = {row["id"]: row for row in rows}
-    if memo is not None:
-        memo[table] = found
-    return found
-
-
-def source_entries(store: Store, dataset: str, roots: dict[str, str]) -> list[StorageEntry]:
-    """Return the source-file entries of a dataset from its current manifests (empty when none).
 
     Args:
         store: The store root.
         dataset: Dataset name.
-        roots: Display path per modality (``image``, ``speech``) for the ``path`` field.
+        roots: Display path per modality (``image``, ``speech``) for the ``source`` entries' ``path``.
     """
-    version = current_version(store, dataset, MANIFESTS)
-    if version is None:
-        return []
-    images = read_table(version, "images").filter(pc.equal(pc.field("status"), "ok"))
-    speech = read_table(version, "utterances").filter(pc.equal(pc.field("status"), "ok"))
-    image_bytes = int(pc.sum(images["bytes"]).as_py() or 0)
-    speech_bytes = int(pc.sum(speech["bytes"]).as_py() or 0)
-    seconds = float(pc.sum(speech["duration"]).as_py() or 0.0)
-    return [
-        StorageEntry(
-            dataset,
-            "image",
-            "source",
-            images.num_rows,
-            image_bytes,
-            images.num_rows * IMAGE_RAW_BITS,
-            None,
-            image_bytes,
-            roots.get("image", ""),
-            version.version,
-        ),
-        StorageEntry(
-            dataset,
-            "speech",
-            "source",
-            speech.num_rows,
-            speech_bytes,
-            round(seconds * SPEECH_RAW_BITS_PER_SECOND),
-            None,
-            speech_bytes,
-            roots.get("speech", ""),
-            version.version,
-        ),
-    ]
-
-
-def image_unit_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
-    """Return the entry of a dataset's current image-unit store version (empty when none is published).
-
-    ``unit_bits`` is the paper's fixed packing (1,024 tokens × ceil(log2 K) bits per image); ``stored_bytes``
-    is every file of the version on disk, metadata and markers included.
-    """
-    published = _published(store, dataset, IMAGE_UNITS)
-    if published is None:
-        return []
-    version, markers = published
-    produced_by = version.info()["produced_by"]
-    codebook_size = int(produced_by["codebook_size"])
-    keys = [key for marker in markers for key in marker.keys]
-    by_id = {key: row["bytes"] or 0 for key, row in _source_rows(store, dataset, "images", memo).items()}
-    return [
-        StorageEntry(
-            dataset,
-            "image",
-            "units",
-            len(keys),
-            sum(by_id.get(key, 0) for key in keys),
-            len(keys) * IMAGE_RAW_BITS,
-            len(keys) * TOKENS_PER_IMAGE * max(1, math.ceil(math.log2(codebook_size))),
-            store.disk_usage(version.prefix),
-            version.url,
-            version.version,
-            str(produced_by.get("fingerprint") or version.version),
-        )
-    ]
-
-
-def _speech_sizes(store: Store, dataset: str, keys: list[str], memo: SourceRows | None) -> tuple[int, int]:
-    """Manifest bytes and 16 kHz 16-bit PCM bits of the given utterances (0 for a key not in the manifests)."""
-    by_id = _source_rows(store, dataset, "utterances", memo)
-    seconds = sum(float(by_id[key]["duration"] or 0.0) for key in keys if key in by_id)
-    return sum(int(by_id[k]["bytes"] or 0) for k in keys if k in by_id), round(seconds * SPEECH_RAW_BITS_PER_SECOND)
-
-
-def speech_unit_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
-    """Return the entry of a dataset's current speech-unit version (empty when none is published).
-
-    ``raw_bits`` is the stored utterances' 16 kHz 16-bit PCM (seconds × 256,000); ``unit_bits`` is their
-    full-rate frames × ceil(log2 K); ``stored_bytes`` is every file of the version (runs, offsets, markers, metadata).
-    """
-    published = _published(store, dataset, SPEECH_UNITS)
-    if published is None:
-        return []
-    version, markers = published
-    produced_by = version.info()["produced_by"]
-    codebook_size = int(produced_by["codebook_size"])
-    keys = [key for marker in markers for key in marker.keys]
-    frames = sum(stored_frames(marker.extra) for marker in markers)
-    source_bytes, raw_bits = _speech_sizes(store, dataset, keys, memo)
-    return [
-        StorageEntry(
-            dataset,
-            "speech",
-            "units",
-            len(keys),
-            source_bytes,
-            raw_bits,
-            frames * max(1, math.ceil(math.log2(codebook_size))),
-            store.disk_usage(version.prefix),
-            version.url,
-            version.version,
-            str(produced_by["codebook"]),
-        )
-    ]
-
-
-def speech_feature_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
-    """Return the entry of a dataset's current speech-features version (empty when none is published).
-
-    ``items`` are the utterances it holds features of (with ``keep: sample`` only a fraction of each one's
-    frames); ``raw_bits`` is their 16 kHz 16-bit PCM.
-    """
-    published = _published(store, dataset, SPEECH_FEATURES)
-    if published is None:
-        return []
-    version, markers = published
-    keys = [key for marker in markers for key in marker.keys]
-    source_bytes, raw_bits = _speech_sizes(store, dataset, keys, memo)
-    return [
-        StorageEntry(
-            dataset,
-            "speech",
-            "features",
-            len(keys),
-            source_bytes,
-            raw_bits,
-            None,
-            store.disk_usage(version.prefix),
-            version.url,
-            version.version,
-        )
-    ]
-
-
-def training_shard_entries(store: Store, dataset: str, memo: SourceRows | None = None) -> list[StorageEntry]:
-    """Return the entry of a dataset's current training shards (empty when none are published).
-
-    One item per stored utterance (its image's units, its speech units, its caption); ``raw_bits`` counts the
-    utterances' PCM plus each distinct image once as 256×256 RGB, ``source_bytes`` their files likewise.
-    """
-    published = _published(store, dataset, TRAINING_SHARDS)
-    if published is None:
-        return []
-    version, markers = published
-    keys = [key for marker in markers for key in marker.keys]
-    speech = _source_rows(store, dataset, "utterances", memo)
-    image_bytes = {key: row["bytes"] or 0 for key, row in _source_rows(store, dataset, "images", memo).items()}
-    rows = [speech[key] for key in keys if key in speech]
-    images = {row["image_id"] for row in rows}
-    seconds = sum(float(row["duration"] or 0.0) for row in rows)
-    return [
-        StorageEntry(
-            dataset,
-            "image+speech",
-            "training-shards",
-            len(keys),
-            sum(int(row["bytes"] or 0) for row in rows) + sum(int(image_bytes.get(i, 0)) for i in images),
-            round(seconds * SPEECH_RAW_BITS_PER_SECOND) + len(images) * IMAGE_RAW_BITS,
-            None,
-            store.disk_usage(version.prefix),
-            version.url,
-            version.version,
-        )
-    ]
+    return _measure_all(Measuring(store, dataset, roots), "dataset")
 
 
 def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
@@ -339,48 +91,7 @@ def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
     The current image and speech codebooks (``items``: codebook entries) and every training run (``items``:
     committed checkpoints), each with its bytes on disk.
     """
-    entries: list[StorageEntry] = []
-    problems: list[Unmeasured] = []
-    for kind, modality in ((IMAGE_CODEBOOK, "image"), (SPEECH_CODEBOOK, "speech")):
-        try:
-            published = _published(store, SHARED, kind)
-            if published is None:
-                continue
-            version, _ = published
-            produced_by = version.info().get("produced_by") or {}
-            size = int(produced_by.get("codebook_size") or produced_by.get("clusters") or 0)
-            entries.append(
-                StorageEntry(
-                    SHARED,
-                    modality,
-                    "codebook",
-                    size,
-                    0,
-                    0,
-                    None,
-                    store.disk_usage(version.prefix),
-                    version.url,
-                    version.version,
-                )
-            )
-        except UNREADABLE as error:
-            problems.append(_unmeasured(SHARED, kind, error))
-    try:
-        runs = list_versions(store, SHARED, TRAIN_RUNS)
-    except UNREADABLE as error:
-        return entries, [*problems, _unmeasured(SHARED, TRAIN_RUNS, error)]
-    for run in runs:
-        try:
-            # Marker files, counted without reading them: a running trainer prunes old checkpoints meanwhile.
-            checkpoints = len(run.marker_ids())
-            stored = store.disk_usage(run.prefix)
-        except UNREADABLE as error:
-            problems.append(_unmeasured(SHARED, TRAIN_RUNS, error))
-            continue
-        entries.append(
-            StorageEntry(SHARED, "model", "checkpoints", checkpoints, 0, 0, None, stored, run.url, run.version)
-        )
-    return entries, problems
+    return _measure_all(Measuring(store, SHARED), "shared")
 
 
 @dataclass(frozen=True)
@@ -394,42 +105,28 @@ class StaleVersion:
     stored_bytes: int
 
 
-#: Store kinds checked for stale versions: per dataset, and in ``_shared``.
-DATASET_KINDS = (MANIFESTS, IMAGE_UNITS, SPEECH_FEATURES, SPEECH_UNITS, TRAINING_SHARDS)
-SHARED_KINDS = (IMAGE_CODEBOOK, SPEECH_CODEBOOK)
-
-
-def _training_inputs(store: Store) -> set[tuple[str, str]]:
-    """The (dataset, training-shards version) pairs some training run was trained on (its ``version.json``)."""
-    used: set[tuple[str, str]] = set()
-    with contextlib.suppress(*UNREADABLE):
-        for run in list_versions(store, SHARED, TRAIN_RUNS):
-            with contextlib.suppress(*UNREADABLE, AttributeError):
-                data = run.info()["produced_by"]["data"]["versions"]
-                used.update((str(dataset), str(version)) for dataset, version in data.items())
-    return used
-
-
 def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion], list[Unmeasured]]:
     """Every version of the datasets' stores (and shared codebooks) that is not current, newest first.
 
     A kind whose pointer cannot be read lists no stale version (which one is current is not known, so none is
-    called reclaimable) and is returned among the unmeasured stores instead. Training-shards versions a
-    training run was trained on are not listed: the run needs them to resume or be evaluated.
+    called reclaimable) and is returned among the unmeasured stores instead. Versions a kind's spec says are
+    still in use (training shards a training run was trained on) are not listed.
     """
     out = []
     problems = []
-    in_use = _training_inputs(store)
-    for dataset, kinds in [*((d, DATASET_KINDS) for d in datasets), (SHARED, SHARED_KINDS)]:
-        for kind in kinds:
+    scopes = [*((d, kinds_of("dataset")) for d in datasets), (SHARED, kinds_of("shared"))]
+    every = (*kinds_of("dataset"), *kinds_of("shared"))
+    in_use = {spec.name: spec.in_use(store) for spec in every if spec.in_use is not None}
+    for dataset, specs in scopes:
+        for kind in (spec.name for spec in specs if spec.stale):
             try:
                 versions: list[StoreVersion] = stale_versions(store, dataset, kind)
             except UNREADABLE as error:
-                problems.append(_unmeasured(dataset, kind, error))
+                problems.append(as_unmeasured(dataset, kind, error))
                 continue
             for version in versions:
-                if kind == TRAINING_SHARDS and (dataset, version.version) in in_use:
-                    continue  # a training run reads it: deleting it would break resuming or evaluating that run
+                if (dataset, version.version) in in_use.get(kind, ()):
+                    continue  # something reads it (a training run resumes from it): deleting it would break that
                 try:
                     created = str(version.info().get("created_at", ""))
                 except (Im2SpError, OSError, ValueError):

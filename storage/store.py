@@ -12,15 +12,10 @@ and never those of a live one.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import functools
-import hashlib
-import itertools
 import json
 import os
 import posixpath
-import signal
 import socket
 import threading
 import time
@@ -32,35 +27,7 @@ from typing import Any
 
 import fsspec
 
-from storage.hashing import sha256_stream
-
-#: Fault injection for the crash tests: SIGKILL this process at its N-th store mutation (1-based).
-KILL_AT_ENV = "IM2SP_FAULT_KILL_AT"
-#: Fault injection for the crash tests: write this process's number of store mutations to this file at exit.
-COUNT_FILE_ENV = "IM2SP_FAULT_COUNT_FILE"
-_mutations = itertools.count(1)
-_mutation_lock = threading.Lock()
-_mutation_total = 0
-
-
-def _record_total() -> None:
-    path = os.environ.get(COUNT_FILE_ENV)
-    if path:
-        Path(path).write_text(str(_mutation_total))
-
-
-def _mutation() -> None:
-    """Count one store mutation; the crash tests kill the process at a chosen one (no-op unless asked)."""
-    global _mutation_total
-    if KILL_AT_ENV not in os.environ and COUNT_FILE_ENV not in os.environ:
-        return
-    with _mutation_lock:
-        _mutation_total = next(_mutations)
-        if _mutation_total == 1 and COUNT_FILE_ENV in os.environ:
-            atexit.register(_record_total)
-        if str(_mutation_total) == os.environ.get(KILL_AT_ENV):
-            os.kill(os.getpid(), signal.SIGKILL)
-
+from storage.hashing import sha256_bytes, sha256_stream
 
 #: Marks a temporary file: ``<target>.tmp-<32 hex>-<process token>-<pid>@<origin>``.
 TEMPORARY_MARK = ".tmp-"
@@ -79,7 +46,7 @@ def _origin() -> str:
         namespace = str(Path("/proc/self/ns/pid").stat().st_ino)
     except OSError:  # not Linux: the host name alone
         boot = namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{boot}\0{namespace}".encode()).hexdigest()[:16]
+    return sha256_bytes(f"{socket.gethostname()}\0{boot}\0{namespace}".encode())[:16]
 
 
 _ORIGIN = _origin()
@@ -149,19 +116,6 @@ def _sweep_abandoned_temporaries(folder: str) -> None:
                 Path(entry.path).unlink()
 
 
-@functools.cache
-def _counting_local_store() -> type[Any]:
-    """A Zarr LocalStore whose every chunk and metadata write is a store mutation (crash tests only)."""
-    import zarr.storage
-
-    class CountingLocalStore(zarr.storage.LocalStore):
-        async def set(self, key: str, value: Any) -> None:
-            _mutation()
-            await super().set(key, value)
-
-    return CountingLocalStore
-
-
 @dataclass(frozen=True)
 class FileInfo:
     """One file below a store key: its key relative to that prefix and its size in bytes."""
@@ -211,7 +165,6 @@ class Store:
         A file that already holds exactly ``data`` is left as it is (bytes and modification time), so a rerun
         that produces the same file writes nothing.
         """
-        _mutation()
         target = self.path(key)
         if self.is_local:  # before the comparison: a rerun that writes nothing still clears a crash's leftovers
             _sweep_abandoned_temporaries(posixpath.dirname(target))
@@ -249,7 +202,6 @@ class Store:
     def open(self, key: str, mode: str = "rb") -> Any:
         """Open a file for streaming; writing creates parent folders first."""
         if "w" in mode:
-            _mutation()
             self.fs.makedirs(posixpath.dirname(self.path(key)), exist_ok=True)
         return self.fs.open(self.path(key), mode)
 
@@ -260,7 +212,6 @@ class Store:
 
     def remove(self, key: str) -> None:
         """Delete a file or a whole folder; a missing key is not an error."""
-        _mutation()
         path = self.path(key)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
@@ -298,7 +249,7 @@ class Store:
         """
         if self.is_local:
             return Path(self.path(key))
-        digest = hashlib.sha256(f"{self.url_of(key)}\0{content}".encode()).hexdigest()[:16]
+        digest = sha256_bytes(f"{self.url_of(key)}\0{content}".encode())[:16]
         target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "im2sp" / "store" / digest
         if not target.exists():
             partial = target.with_name(f"{digest}.partial-{uuid.uuid4().hex}")
@@ -311,8 +262,6 @@ class Store:
         import zarr.storage
 
         if self.is_local:
-            if not read_only and (KILL_AT_ENV in os.environ or COUNT_FILE_ENV in os.environ):
-                return _counting_local_store()(self.path(key), read_only=read_only)
             return zarr.storage.LocalStore(self.path(key), read_only=read_only)
         return zarr.storage.FsspecStore.from_url(
             self.url_of(key), storage_options=self.storage_options or None, read_only=read_only

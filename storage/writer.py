@@ -19,12 +19,9 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from storage.errors import SampleRejected as SampleRejected  # re-exported: the writers raise it
 from storage.marker import CommitMarker, FileChecksum, Rejection
 from storage.versions import StoreVersion
-
-
-class SampleRejected(ValueError):  # noqa: N818 - it is a verdict on a sample, not a crash
-    """Raised by a writer's ``_add`` when one sample cannot be stored; recorded as a rejection."""
 
 
 class ShardWriter(ABC):

@@ -1,12 +1,11 @@
-"""Evaluating the unit GiT on one dataset's test images: generation, unit metrics, the ASR topline.
+"""Evaluating the unit GiT on one dataset's test images: the store's side (images, captions, WAVs) of evaluation.
 
-Per test image (from the training shards of the test split, so exactly the stored image units): the model
-generates speech units (greedy, or beam search), scored against the image's reference utterances by unit
-error rate (edit distance to the closest deduplicated reference, over its length). Turning units into
-speech needs a unit vocoder (``unit-hifigan``): its WAVs are kept under ``reports/evaluate-im2sp/`` in the
-store, transcribed and scored like the topline; without one that row is reported as not configured. The
-topline transcribes each image's first reference utterance (the recorded speech) with the configured ASR
-and scores the transcripts against all the image's text captions (BLEU, METEOR, ROUGE-L, CIDEr).
+Per test image (from the training shards of the test split, so exactly the stored image units) the model
+generates speech units and they are scored (:mod:`im2sp_models.evaluation`). Turning units into speech needs a
+unit vocoder (``unit-hifigan``): its WAVs are kept under ``reports/evaluate-im2sp/`` in the store, transcribed
+and scored like the topline; without one that row is reported as not configured. The topline transcribes each
+image's first reference utterance with the configured ASR and scores the transcripts against all the image's
+text captions.
 """
 
 from __future__ import annotations
@@ -19,19 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 from prefect import task
 
-from im2sp_models.audio import load_audio
-from im2sp_models.caption_metrics import score_captions, unit_error_rate
-from im2sp_models.errors import ItemRejected
-from im2sp_models.unit_git import BOS_ID, EOS_ID, PAD_ID, ids_to_speech_units, load_model
+from im2sp_models.evaluation import examples, generate, generate_all, score_generated_speech, score_units, topline
+from im2sp_models.unit_git import load_model
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.reader import iter_webdataset
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.models import AsrRef, VocoderRef, asr_for, vocoder_for
+
+__all__ = ["EvalResult", "EvalSettings", "evaluate_dataset", "evaluate_dataset_task", "generate"]
 
 
 @dataclass(frozen=True)
@@ -74,25 +72,6 @@ def _test_images(store: Store, dataset: str, version_id: str, split: str) -> dic
     return dict(sorted(images.items()))
 
 
-def generate(model: Any, grids: np.ndarray, *, beams: int, max_units: int) -> list[np.ndarray]:
-    """Speech units for each ``(32, 32)`` grid: greedy (``beams == 1``) or beam search, up to ``max_units``."""
-    import torch
-
-    pixels = torch.from_numpy(np.asarray(grids, dtype=np.float32))[:, None]
-    start = torch.full((len(grids), 1), BOS_ID, dtype=torch.long)
-    with torch.no_grad():
-        out = model.generate(
-            pixel_values=pixels.to(model.device),
-            input_ids=start.to(model.device),
-            max_new_tokens=max_units + 1,
-            num_beams=beams,
-            do_sample=False,
-            eos_token_id=EOS_ID,
-            pad_token_id=PAD_ID,
-        )
-    return [ids_to_speech_units(row.cpu().numpy()) for row in out]
-
-
 def evaluate_dataset(
     store: Store,
     root: Path,
@@ -107,82 +86,71 @@ def evaluate_dataset(
     model = load_model(model_folder)
     images = _test_images(store, dataset, training_version, settings.split)
     chosen = list(images)[: settings.max_images] if settings.max_images else list(images)
-    generated: dict[str, np.ndarray] = {}
-    for first in range(0, len(chosen), settings.batch_size):
-        batch = chosen[first : first + settings.batch_size]
-        grids = np.stack([images[i]["grid"] for i in batch])
-        produced = generate(model, grids, beams=settings.beams, max_units=settings.max_units)
-        generated.update(zip(batch, produced, strict=True))
-    rates = [unit_error_rate(generated[i], [u for _, u in images[i]["refs"]]) for i in chosen]
+    grids = {i: images[i]["grid"] for i in chosen}
+    generated = generate_all(
+        model, grids, beams=settings.beams, max_units=settings.max_units, batch_size=settings.batch_size
+    )
+    units = score_units(generated, {i: [u for _, u in images[i]["refs"]] for i in chosen})
     manifests_id = StoreVersion(store, dataset, TRAINING_SHARDS, training_version).info()["produced_by"]["manifests"]
     manifests = StoreVersion(store, dataset, MANIFESTS, manifests_id)
     captions: dict[str, list[str]] = defaultdict(list)
     for row in ok_rows(manifests, "captions", ["image_id", "text"]).values():
         captions[str(row["image_id"])].append(str(row["text"]))
     scorable = [i for i in chosen if captions[i]]  # images whose captions all failed the manifests: unscored
-    topline, note, transcripts = None, "", {}
-    if asr is None:
-        note = "not configured: no ASR checkpoint"
-    elif not scorable:
-        note = "no test image with captions to score against"
-    else:
-        recognizer = asr_for(asr)
-        utterances = ok_rows(manifests, "utterances", ["path"])
-        unreadable = []
-        for image_id in scorable:
-            key = images[image_id]["refs"][0][0]
-            try:
-                waveform = load_audio((root / utterances[key]["path"]).read_bytes(), min_samples=1)
-            except (ItemRejected, OSError, KeyError) as error:
-                unreadable.append(f"{key}: {error}")
-                continue
-            transcripts[image_id] = recognizer.transcribe([waveform])[0]
-        if transcripts:
-            scored = score_captions({i: captions[i] for i in transcripts}, transcripts)
-            topline = scored.scores
-            note = "; ".join(f"{k} skipped: {v}" for k, v in scored.skipped.items())
-        if unreadable:
-            note += f"; {len(unreadable)} reference utterances unreadable now, not scored ({unreadable[0]})"
-    spoken, generated_scores, generated_note, wavs = {}, None, "", ""
-    if vocoder is None or asr is None or not scorable:
-        generated_note = "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR")
-        generated_note = generated_note if scorable else "no test image with captions to score against"
-    else:
-        synthesizer, recognizer = vocoder_for(vocoder), asr_for(asr)
-        wavs = f"reports/evaluate-im2sp/{dataset}/{synthesizer.fingerprint}"
-        for image_id in scorable:
-            buffer = io.BytesIO()
-            waveform = synthesizer.synthesize(generated[image_id], deduplicated=True)
-            soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
-            store.write_bytes(f"{wavs}/{image_id}.wav", buffer.getvalue())
-            audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(1600, np.float32)
-            spoken[image_id] = recognizer.transcribe([audible])[0]
-        scored = score_captions({i: captions[i] for i in scorable}, spoken)
-        generated_scores = scored.scores
-        generated_note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
-    examples = [
-        {
-            "image_id": image_id,
-            "references": captions[image_id][:3],
-            "reference_speech_asr": transcripts.get(image_id, "-"),
-            "generated_speech_asr": spoken.get(image_id, "-"),
-            "generated_units": " ".join(str(u) for u in generated[image_id][:20]),
-        }
-        for image_id in chosen[:5]
-    ]
+    keys = {i: images[i]["refs"][0][0] for i in scorable}
+    scores, note, transcripts = _topline(manifests, root, captions, keys, asr)
+    speech = {i: generated[i] for i in scorable}
+    generated_scores, generated_note, spoken, wavs = _generated_speech(store, dataset, captions, speech, asr, vocoder)
     return EvalResult(
         dataset,
         len(chosen),
-        float(np.mean(rates)) if rates else float("nan"),
-        float(np.mean([len(generated[i]) for i in chosen])) if chosen else 0.0,
-        float(np.mean([len(u) for i in chosen for _, u in images[i]["refs"]])) if chosen else 0.0,
-        topline,
+        units.unit_error_rate,
+        units.generated_length,
+        units.reference_length,
+        scores,
         note,
-        examples,
+        examples(chosen[:5], captions, generated, transcripts, spoken),
         generated_scores,
         generated_note,
         wavs,
     )
+
+
+def _topline(
+    manifests: StoreVersion, root: Path, captions: dict[str, list[str]], keys: dict[str, str], asr: AsrRef | None
+) -> tuple[dict[str, float | None] | None, str, dict[str, str]]:
+    """The reference speech's scores (``keys``: scorable image → its first utterance), a note, the transcripts."""
+    if asr is None:
+        return None, "not configured: no ASR checkpoint", {}
+    if not keys:
+        return None, "no test image with captions to score against", {}
+    recognizer = asr_for(asr)
+    paths = {key: row["path"] for key, row in ok_rows(manifests, "utterances", ["path"]).items()}
+    return topline(recognizer, captions, root, paths, keys)
+
+
+def _generated_speech(
+    store: Store,
+    dataset: str,
+    captions: dict[str, list[str]],
+    units: dict[str, np.ndarray],
+    asr: AsrRef | None,
+    vocoder: VocoderRef | None,
+) -> tuple[dict[str, float | None] | None, str, dict[str, str], str]:
+    """The generated speech's scores (``units``: of the scorable images), a note, the transcripts, the WAVs' key."""
+    if not units:
+        return None, "no test image with captions to score against", {}, ""
+    if vocoder is None or asr is None:
+        return None, "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR"), {}, ""
+    synthesizer = vocoder_for(vocoder)
+    wavs = f"reports/evaluate-im2sp/{dataset}/{synthesizer.fingerprint}"
+
+    def keep(image_id: str, wav: bytes) -> None:
+        store.write_bytes(f"{wavs}/{image_id}.wav", wav)
+
+    scored, spoken = score_generated_speech(synthesizer, asr_for(asr), captions, units, keep)
+    note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
+    return scored.scores, note, spoken, wavs
 
 
 @task(name="evaluate-dataset", task_run_name="evaluate-{dataset}")

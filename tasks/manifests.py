@@ -7,7 +7,7 @@ from typing import Any
 from prefect import task
 
 from storage.manifests import ManifestResult, build_manifests
-from storage.sources.spec import CocoSpec, Flickr8kSpec
+from storage.sources.source import SourceSpec
 from storage.store import Store
 
 
@@ -15,7 +15,7 @@ from storage.store import Store
 def build_dataset_manifests(
     store_url: str,
     name: str,
-    spec: CocoSpec | Flickr8kSpec,
+    spec: SourceSpec,
     shard_size: int,
     workers: int = 4,
     storage_options: dict[str, Any] | None = None,

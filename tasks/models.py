@@ -3,50 +3,84 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from im2sp_models.asr import SpeechRecognizer, load_asr
-from im2sp_models.image_tokenizers import ImageTokenizer, load_tokenizer
-from im2sp_models.speech_features import FeatureExtractor, load_extractor
-from im2sp_models.vocoders import UnitHifiGanVocoder, load_vocoder
+from im2sp_models.asr import RECOGNIZERS, SpeechRecognizer
+from im2sp_models.image_tokenizers import TOKENIZERS, ImageTokenizer
+from im2sp_models.registry import ModelSettings, Registry
+from im2sp_models.speech_features import EXTRACTORS, FeatureExtractor
+from im2sp_models.vocoders import VOCODERS, Vocoder
 
 M = TypeVar("M")
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """What a task needs to load a model: registry name, local checkpoint (or ""), device, options."""
+    """What a task needs to load a model: registry name, local checkpoint (or ""), device, the entry's settings.
+
+    ``settings`` may be given as a mapping of options: it is validated into the entry's ``Settings`` at once
+    (a wrong key fails here, with the entry's message), so a reference always carries typed settings.
+    """
 
     name: str
     checkpoint: str
     device: str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
+    settings: ModelSettings | Mapping[str, Any] | None = None
 
-    def key(self) -> tuple[str, str, str, str, tuple[tuple[str, Any], ...]]:
+    #: The registry the name belongs to.
+    registry: ClassVar[Registry[Any]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", self.registry.settings(self.name, self.settings))
+
+    @property
+    def options(self) -> ModelSettings:
+        """The entry's typed settings."""
+        assert isinstance(self.settings, ModelSettings)  # made so by __post_init__
+        return self.settings
+
+    @property
+    def path(self) -> Path | None:
+        """The checkpoint as a path (None for weight-free models)."""
+        return Path(self.checkpoint) if self.checkpoint else None
+
+    def key(self) -> tuple[str, str, str, str, str]:
         """Hashable identity for the per-process cache."""
-        return (type(self).__name__, self.name, self.checkpoint, self.device, tuple(sorted(self.options.items())))
+        return (type(self).__name__, self.name, self.checkpoint, self.device, self.options.model_dump_json())
+
+    def load(self) -> Any:
+        """Load the model this reference names (uncached: use the ``*_for`` functions)."""
+        return self.registry.load(self.name, self.path, device=self.device, settings=self.options)
 
 
 class TokenizerRef(ModelRef):
     """Reference to an image tokenizer."""
 
+    registry = TOKENIZERS
+
 
 class ExtractorRef(ModelRef):
     """Reference to a speech feature extractor (``checkpoint`` "" for weight-free ones)."""
+
+    registry = EXTRACTORS
 
 
 class AsrRef(ModelRef):
     """Reference to an ASR model (registry name + local folder)."""
 
+    registry = RECOGNIZERS
+
 
 class VocoderRef(ModelRef):
     """Reference to a unit vocoder (registry name + generator file or folder)."""
 
+    registry = VOCODERS
 
-_LOADED: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], Any] = {}
+
+_LOADED: dict[tuple[str, str, str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
@@ -60,23 +94,22 @@ def _load_once(ref: ModelRef, loader: Callable[[], M]) -> M:
 
 def tokenizer_for(ref: TokenizerRef) -> ImageTokenizer:
     """Return the image tokenizer of a reference, loading it at most once per process."""
-    return _load_once(ref, lambda: load_tokenizer(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+    return _load_once(ref, lambda: TOKENIZERS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
 
 
 def extractor_for(ref: ExtractorRef) -> FeatureExtractor:
     """Return the feature extractor of a reference, loading it at most once per process."""
-    checkpoint = Path(ref.checkpoint) if ref.checkpoint else None
-    return _load_once(ref, lambda: load_extractor(ref.name, checkpoint, device=ref.device, **ref.options))
+    return _load_once(ref, lambda: EXTRACTORS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
 
 
 def asr_for(ref: AsrRef) -> SpeechRecognizer:
     """Return the speech recognizer of a reference, loading it at most once per process."""
-    return _load_once(ref, lambda: load_asr(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+    return _load_once(ref, lambda: RECOGNIZERS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
 
 
-def vocoder_for(ref: VocoderRef) -> UnitHifiGanVocoder:
+def vocoder_for(ref: VocoderRef) -> Vocoder:
     """Return the vocoder of a reference, loading it at most once per process."""
-    return _load_once(ref, lambda: load_vocoder(ref.name, Path(ref.checkpoint), device=ref.device, **ref.options))
+    return _load_once(ref, lambda: VOCODERS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
 
 
 def packaged_whisper_ref(device: str = "auto") -> AsrRef | None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
+from im2sp_models.kmeans import assign, build_index
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
@@ -70,8 +71,6 @@ _LOCK = threading.Lock()
 
 def assigner(store: Store, codebook_id: str) -> Any:
     """A faiss exact L2 index over a codebook's centroids, built once per process."""
-    import faiss
-
     with _LOCK:
         key = (store.url, codebook_id)
         if key not in _INDEXES:
@@ -79,18 +78,8 @@ def assigner(store: Store, codebook_id: str) -> Any:
             verify_shard(codebook, "all")  # a flipped byte in the centroids would silently change every unit
             prefix = codebook.shard_key("all")
             centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
-            index = faiss.IndexFlatL2(centroids.shape[1])
-            index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-            _INDEXES[key] = index
+            _INDEXES[key] = build_index(centroids)
         return _INDEXES[key]
-
-
-def assign(index: Any, features: np.ndarray) -> np.ndarray:
-    """Nearest centroid of every frame."""
-    if len(features) == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, ids = index.search(np.ascontiguousarray(features, dtype=np.float32), 1)
-    return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
 def non_finite_reason(features: np.ndarray) -> str | None:

@@ -2,8 +2,9 @@
 
 Each flow runs as ``im2sp run FLOW`` in a subprocess on a copy of the store as the flows before it left it.
 The uninterrupted run counts the store mutations it makes (file writes, Zarr chunk writes, removals); each
-kill point is a seeded random mutation number at which the process SIGKILLs itself (``storage/store.py``
-fault injection). The rerun must leave the store identical, file for file, to the uninterrupted run's
+kill point is a seeded random mutation number at which the process SIGKILLs itself. The hook is installed by
+the tests, not the product: the subprocess is ``python -m tests.fault_injection run FLOW`` (``im2sp`` with the
+``Store`` methods wrapped). The rerun must leave the store identical, file for file, to the uninterrupted run's
 (timestamps in metadata aside): nothing lost, nothing duplicated, nothing half-written left behind.
 
 ``make test`` tries ``IM2SP_CHAOS_POINTS`` (default 2) distinct kill points per flow; ``make test-chaos`` tries 10
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from storage.store import COUNT_FILE_ENV, KILL_AT_ENV
+from tests.fault_injection import COUNT_FILE_ENV, KILL_AT_ENV, ROOT, command
 from tests.store_compare import differences, snapshot
 from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
@@ -43,7 +43,6 @@ FLOWS = (
 )
 POINTS = int(os.environ.get("IM2SP_CHAOS_POINTS", "2"))
 SEED = int(os.environ.get("IM2SP_CHAOS_SEED", "0"))
-_IM2SP = str(Path(sys.executable).parent / "im2sp")
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,13 @@ class Chain:
     results: list[Point] = field(default_factory=list)
 
     def run(self, flow: str, store: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """``im2sp run FLOW`` on ``store`` in a subprocess."""
+        """``im2sp run FLOW`` on ``store`` in a subprocess, with the fault-injection hook installed."""
         config = store.parent / f"{store.name}.yaml"
         config.write_text(yaml.safe_dump({**self.document, "store": {"url": str(store)}}))
         return subprocess.run(
-            [_IM2SP, "run", flow, "--config", str(config)],
+            command("run", flow, "--config", str(config)),
             env={**self.env, **(extra_env or {})},
+            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=600,
@@ -109,9 +109,19 @@ def chain(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> It
     points = result.results
     killed = sum(p.killed for p in points)
     identical = sum(p.outcome == "identical" for p in points)
-    print(f"\ncrash-resume: {len(points)} kill points, {killed} killed the run, {identical} identical after the rerun")
+    print(f"\nstore mutations per flow: {result.mutations}")
+    print(f"crash-resume: {len(points)} kill points, {killed} killed the run, {identical} identical after the rerun")
     for p in points:
         print(f"  {p.flow}: mutation {p.mutation}/{p.of}, killed {p.killed}, {p.files_unfinished} files unfinished")
+
+
+def test_a_kill_point_kills_the_run(chain: Chain) -> None:
+    """The hook fires: a run told to die at its first store mutation ends by SIGKILL (not an ordinary exit)."""
+    flow = FLOWS[0]
+    store = chain.root / "kill-first"
+    shutil.copytree(chain.before[flow], store)
+    killed = chain.run(flow, store, {KILL_AT_ENV: "1"})
+    assert killed.returncode == -9, killed.stdout + killed.stderr
 
 
 @pytest.mark.parametrize("flow", FLOWS)

@@ -20,8 +20,8 @@ import yaml
 
 from storage.kinds import IMAGE_UNITS
 from storage.reader import read_units
-from storage.store import KILL_AT_ENV
 from storage.versions import current_version
+from tests.fault_injection import KILL_AT_ENV, ROOT, command
 from tests.store_compare import differences, snapshot
 from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
@@ -108,8 +108,9 @@ def test_readers_see_the_old_version_or_the_new_never_a_mix(tmp_path: Path, pref
     learn_image_codebook_flow(new_config)
     config_file = _write_config(tmp_path / "new.yaml", new_config.model_dump(mode="json"), tmp_path / "store")
     killed = subprocess.run(
-        [_IM2SP, "run", "tokenize-images", "--config", str(config_file)],
+        command("run", "tokenize-images", "--config", str(config_file)),
         env={**_env(), KILL_AT_ENV: "12"},
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,

@@ -51,12 +51,12 @@ def test_dataset_selection_and_cron_are_validated(tmp_path: Path) -> None:
 def test_serve_builds_a_deployment_per_flow_with_the_trigger_and_schedule(tmp_path: Path) -> None:
     from flows.learn_image_codebook import CODEBOOK_EVENT
     from flows.registry import FLOWS
-    from flows.serve import RETOKENIZE, build_deployments
+    from flows.serve import build_deployments
 
     deployments = {d.name: d for d in build_deployments(_config(tmp_path, retokenize={"cron": "5 4 * * *"}))}
     assert set(deployments) == set(FLOWS)
     assert all(d.parameters["config"]["store"]["url"] == str(tmp_path / "store") for d in deployments.values())
-    retokenize: Any = deployments[RETOKENIZE]
+    retokenize: Any = deployments["retokenize-images"]
     (trigger,) = retokenize.triggers
     assert set(trigger.expect) == {CODEBOOK_EVENT}
     assert trigger.parameters == {"codebook_id": "{{ event.payload.codebook_id }}", "kind": "{{ event.payload.kind }}"}

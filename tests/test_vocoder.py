@@ -103,6 +103,7 @@ def test_registry_speakers_and_a_checkpoint_without_duration_predictor(tmp_path:
         json.dumps({**speakers, "dur_predictor_params": CONFIG["dur_predictor_params"]})
     )
     vocoder = load_vocoder("unit-hifigan", tmp_path / "spk", device="cpu")
+    assert isinstance(vocoder, UnitHifiGanVocoder)
     assert not vocoder.has_duration_predictor  # the checkpoint has none: units are taken as full rate
     assert vocoder.network.conv_pre.weight.shape[1] == 16  # codes + speaker embedding
     one, two = vocoder.synthesize(np.array([1, 2, 3]), speaker=1), vocoder.synthesize(np.array([1, 2, 3]), speaker=2)

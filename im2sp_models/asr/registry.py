@@ -1,24 +1,28 @@
-"""The ASR registry: kebab-case names, one class per entry, each loading a local folder."""
+"""The ASR registry: what a recognizer offers, and the registry every recognizer joins.
+
+A new recognizer is one module holding its class (``@register_asr``, ``name``, ``Settings``,
+``needs_checkpoint``, ``load``) plus its line in :data:`BUILTINS`; one from another package registers under the
+``im2sp.asr`` entry-point group instead.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from im2sp_models.registry import Registry
+from im2sp_models.registry import ModelEntry, ModelSettings, Registry
 
-_ENTRY_MODULES = {
+#: Built-in name → the module that registers it.
+BUILTINS = {
     "wav2vec2-ctc": "im2sp_models.asr.wav2vec2_ctc",
     "faster-whisper": "im2sp_models.asr.whisper",
 }
 
 
-class SpeechRecognizer(Protocol):
+class SpeechRecognizer(ModelEntry, Protocol):
     """16 kHz mono float32 waveforms → transcripts."""
-
-    name: ClassVar[str]
 
     @property
     def fingerprint(self) -> str:
@@ -28,22 +32,21 @@ class SpeechRecognizer(Protocol):
         """One transcript per waveform."""
 
 
-_REGISTRY = Registry("ASR", _ENTRY_MODULES)
-#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
-register_asr = _REGISTRY.register
+RECOGNIZERS = Registry[SpeechRecognizer]("ASR", "im2sp.asr", BUILTINS)
+#: Class decorator: register a recognizer under its ``name``.
+register_asr = RECOGNIZERS.register
+#: Every name, built-in or from a plugin.
+asr_names = RECOGNIZERS.names
 
 
-def asr_names() -> list[str]:
-    """Every registered name."""
-    return _REGISTRY.names()
-
-
-def load_asr(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> SpeechRecognizer:
+def load_asr(
+    name: str, checkpoint: Path | None, *, device: str = "auto", settings: ModelSettings | None = None, **options: Any
+) -> SpeechRecognizer:
     """Load a recognizer by registry name from a local folder.
 
     Raises:
         UnknownModelError: If no recognizer has that name.
+        ConfigError: If an option is not one of the recognizer's settings.
         CheckpointError: If the folder cannot be loaded.
     """
-    loaded: SpeechRecognizer = _REGISTRY.load(name, checkpoint, device=device, **options)
-    return loaded
+    return RECOGNIZERS.load(name, checkpoint, device=device, settings=settings, **options)

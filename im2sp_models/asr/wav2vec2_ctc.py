@@ -17,14 +17,16 @@ import numpy as np
 from im2sp_models.asr.registry import register_asr
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.registry import folder_checksum
+from im2sp_models.registry import ModelSettings, NoSettings, folder_checksum
 
 
-@register_asr("wav2vec2-ctc")
+@register_asr
 class Wav2Vec2CtcRecognizer:
     """A CTC acoustic model with its character tokenizer."""
 
     name: ClassVar[str] = "wav2vec2-ctc"
+    Settings: ClassVar[type[ModelSettings]] = NoSettings
+    needs_checkpoint: ClassVar[bool] = True
 
     def __init__(self, model: Any, processor: Any, checksum: str, device: str) -> None:
         self.model = model
@@ -51,15 +53,17 @@ class Wav2Vec2CtcRecognizer:
         return out
 
     @classmethod
-    def load(cls, checkpoint: Path, *, device: str = "auto", **options: Any) -> Wav2Vec2CtcRecognizer:
-        """Load model and processor from a local folder.
+    def load(
+        cls, checkpoint: Path | None, settings: NoSettings | None = None, *, device: str = "auto"
+    ) -> Wav2Vec2CtcRecognizer:
+        """Load model and processor from a local folder (no settings).
 
         Raises:
             CheckpointError: No folder, or not a CTC checkpoint with its processor.
         """
         from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-        if not checkpoint.is_dir():
+        if checkpoint is None or not checkpoint.is_dir():
             raise CheckpointError(f"wav2vec2-ctc needs a local folder saved with save_pretrained; got {checkpoint}")
         try:
             model: Any = Wav2Vec2ForCTC.from_pretrained(str(checkpoint), local_files_only=True)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from im2sp_models.asr.registry import register_asr
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.registry import folder_checksum
+from im2sp_models.registry import ModelSettings, folder_checksum
 
 REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 
@@ -51,11 +52,19 @@ def assemble_packaged_whisper_base(target: Path) -> Path:
     return target
 
 
-@register_asr("faster-whisper")
+class WhisperSettings(ModelSettings):
+    """faster-whisper's options: ``beam_size`` (1: greedy), part of the fingerprint."""
+
+    beam_size: int = Field(1, ge=1)
+
+
+@register_asr
 class WhisperRecognizer:
     """A CTranslate2 Whisper model through faster-whisper."""
 
     name: ClassVar[str] = "faster-whisper"
+    Settings: ClassVar[type[ModelSettings]] = WhisperSettings
+    needs_checkpoint: ClassVar[bool] = True
 
     def __init__(self, model: Any, checksum: str, beam_size: int) -> None:
         self.model = model
@@ -83,7 +92,9 @@ class WhisperRecognizer:
         return out
 
     @classmethod
-    def load(cls, checkpoint: Path, *, device: str = "auto", beam_size: int = 1, **options: Any) -> WhisperRecognizer:
+    def load(
+        cls, checkpoint: Path | None, settings: WhisperSettings | None = None, *, device: str = "auto"
+    ) -> WhisperRecognizer:
         """Load a CTranslate2 Whisper folder (int8 on the CPU, float16 on CUDA).
 
         Raises:
@@ -91,6 +102,9 @@ class WhisperRecognizer:
         """
         from faster_whisper import WhisperModel
 
+        beam_size = (settings or WhisperSettings()).beam_size
+        if checkpoint is None:
+            raise CheckpointError(f"faster-whisper needs a CTranslate2 Whisper folder with {', '.join(REQUIRED)}")
         missing = [name for name in REQUIRED if not (checkpoint / name).exists()]
         if not checkpoint.is_dir() or missing:
             raise CheckpointError(f"{checkpoint}: a CTranslate2 Whisper folder needs {', '.join(REQUIRED)}")

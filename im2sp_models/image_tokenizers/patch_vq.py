@@ -13,13 +13,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import AfterValidator
 
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError, NotEnoughDataError
 from im2sp_models.image_tokenizers.registry import register_tokenizer
+from im2sp_models.registry import ModelSettings, float32_only
 
 #: faiss warns below this many training points per centroid; we refuse instead of training a poor codebook.
 MIN_POINTS_PER_CENTROID = 39
@@ -58,7 +60,16 @@ def from_patches(patches: np.ndarray, batch: int, patch: int, grid: int) -> np.n
     return np.ascontiguousarray(blocks.reshape(batch, 3, grid * patch, grid * patch))
 
 
-@register_tokenizer("patch-vq")
+class PatchVQSettings(ModelSettings):
+    """patch-vq's options: none that change its units (its codebook folder decides them).
+
+    ``precision`` is accepted as ``fp32`` only: encoding is a numpy float32 nearest-neighbour search.
+    """
+
+    precision: Annotated[str, AfterValidator(float32_only("patch-vq"))] = "fp32"
+
+
+@register_tokenizer
 class PatchVQ:
     """Nearest-patch tokenizer over a learned codebook.
 
@@ -69,6 +80,10 @@ class PatchVQ:
     """
 
     name: ClassVar[str] = "patch-vq"
+    Settings: ClassVar[type[ModelSettings]] = PatchVQSettings
+    #: A codebook folder; without one, the codebook learn-image-codebook published is used.
+    needs_checkpoint: ClassVar[bool] = True
+    learns_codebook: ClassVar[bool] = True
 
     def __init__(self, config: PatchVQConfig, codebook: np.ndarray, device: str = "auto") -> None:
         if codebook.shape != (config.codebook_size, config.dim):
@@ -128,12 +143,14 @@ class PatchVQ:
         (folder / "config.json").write_text(json.dumps({"name": self.name, **asdict(self.config)}, indent=1))
 
     @classmethod
-    def load(cls, checkpoint: Path, *, device: str = "auto", **options: Any) -> PatchVQ:
-        """Load a codebook folder written by :meth:`save`.
+    def load(cls, checkpoint: Path | None, settings: PatchVQSettings | None = None, *, device: str = "auto") -> PatchVQ:
+        """Load a codebook folder written by :meth:`save` (``settings``: nothing to set but fp32).
 
         Raises:
             CheckpointError: If files are missing or inconsistent.
         """
+        if checkpoint is None:
+            raise CheckpointError("patch-vq needs a codebook folder: run learn-image-codebook, or set a checkpoint")
         try:
             meta = json.loads((checkpoint / "config.json").read_text())
             codebook = np.load(checkpoint / "codebook.npy", allow_pickle=False)

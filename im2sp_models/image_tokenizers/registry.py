@@ -1,4 +1,9 @@
-"""The image tokenizer registry: kebab-case names saved in every store, one small class per entry."""
+"""The image tokenizer registry: what a tokenizer offers, and the registry every tokenizer joins.
+
+A new tokenizer is one module holding its class (``@register_tokenizer``, ``name``, ``Settings``,
+``needs_checkpoint``, ``learns_codebook``, ``load``) plus its line in :data:`BUILTINS`; a tokenizer from another
+package registers under the ``im2sp.image_tokenizers`` entry-point group instead.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,20 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from im2sp_models.registry import Registry
+from im2sp_models.registry import ModelEntry, ModelSettings, Registry
 
-#: Modules that register entries when imported (imported lazily: torch is heavy).
-_ENTRY_MODULES = {
+#: Built-in name → the module that registers it (imported lazily: torch is heavy).
+BUILTINS = {
     "patch-vq": "im2sp_models.image_tokenizers.patch_vq",
     "vit-vqgan": "im2sp_models.image_tokenizers.vit_vqgan",
 }
 
 
-class ImageTokenizer(Protocol):
+class ImageTokenizer(ModelEntry, Protocol):
     """What every image tokenizer offers: 256×256 RGB in [0, 1] ↔ a 32×32 grid of codebook indices."""
 
-    name: ClassVar[str]
+    #: Whether learn-image-codebook trains its codebook (then a missing checkpoint means the store's codebook).
+    learns_codebook: ClassVar[bool]
 
     @property
     def codebook_size(self) -> int:
@@ -43,22 +49,23 @@ class ImageTokenizer(Protocol):
         """Return the ``(K, D)`` code vectors (used to initialise unit embeddings downstream)."""
 
 
-_REGISTRY = Registry("image tokenizer", _ENTRY_MODULES)
-#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
-register_tokenizer = _REGISTRY.register
+TOKENIZERS = Registry[ImageTokenizer](
+    "image tokenizer", "im2sp.image_tokenizers", BUILTINS, required=("learns_codebook",)
+)
+#: Class decorator: register an image tokenizer under its ``name``.
+register_tokenizer = TOKENIZERS.register
+#: Every name, built-in or from a plugin.
+tokenizer_names = TOKENIZERS.names
 
 
-def tokenizer_names() -> list[str]:
-    """Every registered name."""
-    return _REGISTRY.names()
-
-
-def load_tokenizer(name: str, checkpoint: Path, *, device: str = "auto", **options: Any) -> ImageTokenizer:
-    """Load a tokenizer by registry name from a local checkpoint (file or folder).
+def load_tokenizer(
+    name: str, checkpoint: Path | None, *, device: str = "auto", settings: ModelSettings | None = None, **options: Any
+) -> ImageTokenizer:
+    """Load a tokenizer by registry name from a local checkpoint (file or folder; None for weight-free ones).
 
     Raises:
         UnknownModelError: If no tokenizer has that name.
+        ConfigError: If an option is not one of the tokenizer's settings, or a value it refuses.
         CheckpointError: If the checkpoint cannot be loaded.
     """
-    loaded: ImageTokenizer = _REGISTRY.load(name, checkpoint, device=device, **options)
-    return loaded
+    return TOKENIZERS.load(name, checkpoint, device=device, settings=settings, **options)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from im2sp_models.device import check_precision, compute_precision, resolve_device
 from im2sp_models.errors import CheckpointError
 from im2sp_models.image_tokenizers.registry import register_tokenizer
+from im2sp_models.registry import ModelSettings
+from storage.hashing import sha256_file
 
 _REQUIRED = (
     "encoder.to_patch_embedding.0.weight",
@@ -31,14 +34,6 @@ _REQUIRED = (
     "post_quant.weight",
     "decoder.to_pixel.1.weight",
 )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -61,7 +56,22 @@ def _read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-@register_tokenizer("vit-vqgan")
+class ViTVQGANSettings(ModelSettings):
+    """vit-vqgan's options.
+
+    Args:
+        precision: ``fp32`` (float32, TF32 off, as the official code tokenizes) or ``bf16`` (bfloat16
+            autocast); part of the fingerprint, so each precision has its own image units.
+        trust_pickle: Allow SeiT's pickled ``tokenizer.ckpt`` (loading a pickle runs code from the file).
+        forward_batch: Images per forward pass (memory, not results).
+    """
+
+    precision: Literal["fp32", "bf16"] = "fp32"
+    trust_pickle: bool = False
+    forward_batch: int = Field(16, ge=1)
+
+
+@register_tokenizer
 class ViTVQGAN:
     """A loaded ViT-VQGAN (or SeiT encoder + codebook) as an image tokenizer.
 
@@ -75,6 +85,9 @@ class ViTVQGAN:
     """
 
     name: ClassVar[str] = "vit-vqgan"
+    Settings: ClassVar[type[ModelSettings]] = ViTVQGANSettings
+    needs_checkpoint: ClassVar[bool] = True
+    learns_codebook: ClassVar[bool] = False
 
     def __init__(
         self, net: Any, checksum: str, device: str, codebook: Any = None, batch_size: int = 16, precision: str = "fp32"
@@ -151,10 +164,10 @@ class ViTVQGAN:
         return np.concatenate(outputs).astype(np.float32)
 
     @classmethod
-    def load(cls, checkpoint: Path, *, device: str = "auto", trust_pickle: bool = False, **options: Any) -> ViTVQGAN:
-        """Load a checkpoint file or folder (see the module docstring).
-
-        ``options``: ``batch_size`` (images per forward, 16) and ``precision`` (``fp32``, or ``bf16``).
+    def load(
+        cls, checkpoint: Path | None, settings: ViTVQGANSettings | None = None, *, device: str = "auto"
+    ) -> ViTVQGAN:
+        """Load a checkpoint file or folder (see the module docstring) with its settings (None: the defaults).
 
         Raises:
             CheckpointError: Missing files or keys, wrong shapes, or a pickle without ``trust_pickle``.
@@ -162,8 +175,11 @@ class ViTVQGAN:
         """
         from im2sp_models.image_tokenizers.vit_vqgan_net import ViTVQ, infer_config
 
+        options = settings or ViTVQGANSettings()
+        if checkpoint is None:
+            raise CheckpointError("vit-vqgan needs a checkpoint (a .ckpt/.safetensors file or a folder)")
         resolved = resolve_device(device)
-        precision = check_precision(options.get("precision", "fp32"), cls.name)
+        precision, trust_pickle = check_precision(options.precision, cls.name), options.trust_pickle
         if checkpoint.is_dir() and (checkpoint / "tokenizer.ckpt").exists():
             return cls._load_seit(checkpoint, resolved, trust_pickle, precision)
         path = _single_file(checkpoint)
@@ -178,8 +194,8 @@ class ViTVQGAN:
                 f"{path}: keys do not match the ViT-VQGAN layout (missing {result.missing_keys[:5]}, "
                 f"unexpected {result.unexpected_keys[:5]})"
             )
-        batch_size = int(options.get("batch_size", 16))
-        return cls(net, _file_sha256(path), resolved, batch_size=batch_size, precision=precision)
+        batch_size = options.forward_batch
+        return cls(net, sha256_file(path), resolved, batch_size=batch_size, precision=precision)
 
     @classmethod
     def _load_seit(cls, folder: Path, device: str, trust_pickle: bool, precision: str) -> ViTVQGAN:
@@ -197,7 +213,7 @@ class ViTVQGAN:
             raise CheckpointError(f"{folder}: cannot load SeiT's tokenizer.ckpt/codebook.ckpt ({error})") from error
         if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2 or codebook.shape[1] != 32:
             raise CheckpointError(f"{folder}/codebook.ckpt: expected an N × 32 tensor")
-        checksum = _file_sha256(folder / "tokenizer.ckpt") + _file_sha256(folder / "codebook.ckpt")
+        checksum = sha256_file(folder / "tokenizer.ckpt") + sha256_file(folder / "codebook.ckpt")
         return cls(net, checksum, device, codebook=codebook, precision=precision)
 
 

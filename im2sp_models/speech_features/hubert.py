@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from im2sp_models.audio import CHUNK_SECONDS, chunks
 from im2sp_models.device import check_precision, compute_precision, resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.registry import folder_checksum
+from im2sp_models.registry import ModelSettings, folder_checksum
 from im2sp_models.speech_features.registry import register_extractor
 
 #: Samples of the shortest input that yields one frame through the conv stack (25 ms at 16 kHz).
@@ -55,11 +56,30 @@ def _masked_group_norm(hidden: Any, valid: Any, norm: Any) -> Any:
     return normalised
 
 
-@register_extractor("hubert")
+class HubertSettings(ModelSettings):
+    """hubert's options.
+
+    Args:
+        layer: Output of transformer block ``layer`` (``hidden_states[layer]``); part of the fingerprint.
+        batch_size: Utterances per padded batch at most.
+        max_batch_frames: Padded frames per batch at most (None: 4,000 on the CPU, 20,000 on a GPU).
+        precision: ``fp32`` (TF32 off, as fairseq extracts) or ``bf16`` (autocast); part of the fingerprint.
+    """
+
+    layer: int = Field(6, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_batch_frames: int | None = Field(None, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+
+@register_extractor
 class HubertExtractor:
     """A truncated ``HubertModel`` and, when the checkpoint asks for it, waveform normalisation."""
 
     name: ClassVar[str] = "hubert"
+    Settings: ClassVar[type[ModelSettings]] = HubertSettings
+    #: A folder saved with ``save_pretrained``.
+    needs_checkpoint: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -198,15 +218,7 @@ class HubertExtractor:
 
     @classmethod
     def load(
-        cls,
-        checkpoint: Path | None,
-        *,
-        device: str = "auto",
-        layer: int = 6,
-        batch_size: int = 8,
-        max_batch_frames: int | None = None,
-        precision: str = "fp32",
-        **options: Any,
+        cls, checkpoint: Path | None, settings: HubertSettings | None = None, *, device: str = "auto"
     ) -> HubertExtractor:
         """Load ``HubertModel`` from a local folder saved with ``save_pretrained``; keep blocks 1…``layer``.
 
@@ -222,7 +234,9 @@ class HubertExtractor:
         import torch
         from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
-        check_precision(precision, cls.name)
+        options = settings or HubertSettings()
+        layer, batch_size, max_batch_frames = options.layer, options.batch_size, options.max_batch_frames
+        precision = check_precision(options.precision, cls.name)
         if checkpoint is None or not checkpoint.is_dir():
             raise CheckpointError(f"hubert needs a local checkpoint folder (save_pretrained); got {checkpoint}")
         try:

@@ -9,13 +9,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
+from pydantic import AfterValidator, Field
 
 from im2sp_models.audio import CHUNK_SECONDS, SAMPLE_RATE, chunks
+from im2sp_models.registry import ModelSettings, float32_only
 from im2sp_models.speech_features.registry import register_extractor
-from storage.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,24 @@ class MfccConfig:
     delta_width: int = 9
 
 
-@register_extractor("mfcc")
+class MfccSettings(ModelSettings):
+    """mfcc's options: the :class:`MfccConfig` fields (part of the fingerprint), and ``precision`` (``fp32`` only)."""
+
+    n_mfcc: int = Field(MfccConfig.n_mfcc, ge=1)
+    n_mels: int = Field(MfccConfig.n_mels, ge=1)
+    win_length: int = Field(MfccConfig.win_length, ge=1)
+    hop_length: int = Field(MfccConfig.hop_length, ge=1)
+    delta_width: int = Field(MfccConfig.delta_width, ge=3)
+    precision: Annotated[str, AfterValidator(float32_only("mfcc"))] = "fp32"
+
+
+@register_extractor
 class MfccExtractor:
     """MFCC with first and second derivatives (39-d by default)."""
 
     name: ClassVar[str] = "mfcc"
+    Settings: ClassVar[type[ModelSettings]] = MfccSettings
+    needs_checkpoint: ClassVar[bool] = False
 
     def __init__(self, config: MfccConfig) -> None:
         self.config = config
@@ -79,13 +93,9 @@ class MfccExtractor:
         return [np.concatenate([self._one(piece) for piece in parts]) for parts in pieces]
 
     @classmethod
-    def load(cls, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> MfccExtractor:
-        """Weight-free: options override MfccConfig fields.
-
-        Raises:
-            ConfigError: ``precision`` other than ``fp32``.
-        """
-        if options.get("precision", "fp32") != "fp32":
-            raise ConfigError(f"mfcc runs in numpy float32: precision {options['precision']!r} is not available")
-        fields = {k: int(v) for k, v in options.items() if k in MfccConfig.__dataclass_fields__}
-        return cls(MfccConfig(**fields))
+    def load(
+        cls, checkpoint: Path | None, settings: MfccSettings | None = None, *, device: str = "auto"
+    ) -> MfccExtractor:
+        """Weight-free (``checkpoint`` is ignored): the settings give the MfccConfig fields."""
+        options = (settings or MfccSettings()).model_dump(exclude={"precision"})
+        return cls(MfccConfig(**options))

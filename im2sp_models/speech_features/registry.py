@@ -1,25 +1,29 @@
-"""The speech feature extractor registry: kebab-case names saved in every store, one class per entry."""
+"""The speech feature extractor registry: what an extractor offers, and the registry every extractor joins.
+
+A new extractor is one module holding its class (``@register_extractor``, ``name``, ``Settings``,
+``needs_checkpoint``, ``load``) plus its line in :data:`BUILTINS`; one from another package registers under the
+``im2sp.speech_features`` entry-point group instead.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from im2sp_models.audio import CHUNK_SECONDS
-from im2sp_models.registry import Registry
+from im2sp_models.registry import ModelEntry, ModelSettings, Registry
 
-_ENTRY_MODULES = {
+#: Built-in name → the module that registers it.
+BUILTINS = {
     "mfcc": "im2sp_models.speech_features.mfcc",
     "hubert": "im2sp_models.speech_features.hubert",
 }
 
 
-class FeatureExtractor(Protocol):
+class FeatureExtractor(ModelEntry, Protocol):
     """16 kHz mono float32 waveform → ``(T, D)`` float32 features at 50 frames/s."""
-
-    name: ClassVar[str]
 
     @property
     def dim(self) -> int:
@@ -40,22 +44,21 @@ class FeatureExtractor(Protocol):
         """
 
 
-_REGISTRY = Registry("speech feature extractor", _ENTRY_MODULES)
-#: Class decorator: register a class's ``load`` classmethod under a kebab-case name.
-register_extractor = _REGISTRY.register
+EXTRACTORS = Registry[FeatureExtractor]("speech feature extractor", "im2sp.speech_features", BUILTINS)
+#: Class decorator: register an extractor under its ``name``.
+register_extractor = EXTRACTORS.register
+#: Every name, built-in or from a plugin.
+extractor_names = EXTRACTORS.names
 
 
-def extractor_names() -> list[str]:
-    """Every registered name."""
-    return _REGISTRY.names()
-
-
-def load_extractor(name: str, checkpoint: Path | None, *, device: str = "auto", **options: Any) -> FeatureExtractor:
+def load_extractor(
+    name: str, checkpoint: Path | None, *, device: str = "auto", settings: ModelSettings | None = None, **options: Any
+) -> FeatureExtractor:
     """Load an extractor by registry name (``checkpoint``: a local folder, or None for weight-free ones).
 
     Raises:
         UnknownModelError: If no extractor has that name.
+        ConfigError: If an option is not one of the extractor's settings, or a value it refuses.
         CheckpointError: If the checkpoint cannot be loaded.
     """
-    loaded: FeatureExtractor = _REGISTRY.load(name, checkpoint, device=device, **options)
-    return loaded
+    return EXTRACTORS.load(name, checkpoint, device=device, settings=settings, **options)

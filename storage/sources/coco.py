@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from storage.errors import SourceFormatError
 from storage.sources.files import annotation_file, clean_text, load_json, require_keys, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
-from storage.sources.spec import CocoSpec
+from storage.sources.source import DatasetSource, SourceSpec
 
 _COCO_FOLDERS = ("train2014", "val2014")
+
+
+class CocoSpec(SourceSpec):
+    """COCO 2014 images, Karpathy split file, optional COCO caption annotations and SpokenCOCO speech."""
+
+    kind: Literal["coco"] = "coco"
+    images: str = Field("COCO_2014", description="Folder holding train2014/ and val2014/.")
+    annotations: str | None = Field(
+        "COCO_2014/annotations",
+        description="Folder with captions_{train,val}2014.json; captions come "
+        "from here when present, else from the Karpathy file.",
+    )
+    karpathy: str = Field("karpathy/dataset_coco.json", description="Karpathy split file.")
+    speech: str | None = Field("SpokenCOCO", description="SpokenCOCO folder (SpokenCOCO_{train,val}.json, wavs/).")
 
 
 def list_coco(name: str, spec: CocoSpec) -> SourceListing:
@@ -108,3 +125,15 @@ def _spoken_coco(path: Path, speech_dir: str, by_file: dict[str, str]) -> list[U
                 reject(record, f"malformed entry: {where} is missing key(s) {missing}")
             utterances.append(record)
     return utterances
+
+
+def _media_roots(spec: CocoSpec) -> dict[str, str]:
+    return {"image": str(spec.root / spec.images), "speech": str(spec.root / (spec.speech or ""))}
+
+
+SOURCE = DatasetSource(
+    CocoSpec,
+    list_coco,
+    _media_roots,
+    config_keys={"images": "images", "captions": "annotations", "utterances": "speech"},
+)

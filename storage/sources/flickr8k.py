@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from storage.errors import SourceFormatError
 from storage.sources.files import annotation_file, clean_text, read_lines, under
 from storage.sources.karpathy import read_karpathy
 from storage.sources.records import REJECTED, CaptionRecord, ImageRecord, SourceListing, UtteranceRecord, reject
-from storage.sources.spec import Flickr8kSpec
+from storage.sources.source import DatasetSource, SourceSpec
 
 _SPLIT_FILES = {
     "train": "Flickr_8k.trainImages.txt",
@@ -17,6 +20,17 @@ _SPLIT_FILES = {
     "test": "Flickr_8k.testImages.txt",
 }
 _IMAGE_DIRS = ("Flicker8k_Dataset", "Images")
+
+
+class Flickr8kSpec(SourceSpec):
+    """Flickr8k images and captions, optional Karpathy split file, optional Flickr Audio speech."""
+
+    kind: Literal["flickr8k"] = "flickr8k"
+    images: str | None = Field(None, description="Image folder; default Flicker8k_Dataset/ or Images/.")
+    text: str = Field("Flickr8k_text", description="Folder with Flickr8k.token.txt and Flickr_8k.*Images.txt.")
+    captions_csv: str | None = Field(None, description="Kaggle captions.txt (image,caption) instead of token.txt.")
+    karpathy: str | None = Field(None, description="dataset_flickr8k.json; splits come from it when given.")
+    speech: str | None = Field("flickr_audio", description="Flickr Audio folder (wavs/, wav2capt.txt, wav2spk.txt).")
 
 
 def list_flickr8k(name: str, spec: Flickr8kSpec) -> SourceListing:
@@ -146,3 +160,16 @@ def _flickr_audio(root: Path, speech: str, captions: list[CaptionRecord], key: s
                 reject(record, f"caption key without a caption: {key!r} is not in the captions file")
         utterances.append(record)
     return utterances
+
+
+def _media_roots(spec: Flickr8kSpec) -> dict[str, str]:
+    # The configured image folder, or the dataset root when it is found by looking (Flicker8k_Dataset/, Images/).
+    return {"image": str(spec.root / (spec.images or "")), "speech": str(spec.root / (spec.speech or ""))}
+
+
+SOURCE = DatasetSource(
+    Flickr8kSpec,
+    list_flickr8k,
+    _media_roots,
+    config_keys={"images": "images", "captions": "text", "utterances": "speech"},
+)
