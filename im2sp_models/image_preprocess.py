@@ -74,3 +74,41 @@ def to_uint8_image(pixels: np.ndarray) -> Image.Image:
     """Turn a ``(3, H, W)`` float array in [0, 1] back into an RGB PIL image (values clamped)."""
     array = np.clip(pixels.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(array, "RGB")
+
+
+def decode_image_official(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes as the paper's code does: ``(3, size, size)`` float32 in [0, 1].
+
+    ``image_preprocess: official``. The authors' datasets call PIL's ``convert("RGB")`` on the file as stored
+    (then a bicubic 256 × 256 resize and ``ToTensor``): EXIF orientation is *not* applied, and alpha is dropped,
+    not composited (transparent pixels keep whatever colour they hold). Same size limits and rejections as
+    :func:`decode_image`; for an upright opaque RGB image the two give the same array.
+
+    Raises:
+        ItemRejected: For empty, unreadable, truncated, oversized or degenerate images (reason in message).
+    """
+    if not data:
+        raise ItemRejected("empty file: 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ItemRejected(f"image too large: header declares {width}×{height} (limit {max_pixels} pixels)")
+            if width < 1 or height < 1:
+                raise ItemRejected(f"degenerate image: {width}×{height}")
+            rgb = image.convert("RGB")
+    except ItemRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ItemRejected(f"image too large: {error}") from error
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        message = re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(error))
+        raise ItemRejected(f"undecodable image: {message}") from error
+    resized = rgb.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+#: ``image_preprocess`` choices → decoder; ``ours`` is the default (see the module docstring).
+IMAGE_PREPROCESS = {"ours": decode_image, "official": decode_image_official}
