@@ -38,9 +38,11 @@ def build(root: str, dataset: str, shards: int) -> None:
 def child(root: str, dataset: str) -> None:
     """Learn the codebook; print peak RSS in MiB."""
     from storage.store import Store
-    from tasks.speech_codebook import learn_speech_codebook
+    from tasks.speech_codebook import SpeechCodebookSettings, learn_speech_codebook
 
-    learn_speech_codebook(Store(root), [dataset], clusters=200, max_frames=CAP, seed=0, niter=10)
+    learn_speech_codebook(
+        Store(root), [dataset], SpeechCodebookSettings(clusters=200, max_frames=CAP, seed=0, niter=10)
+    )
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

@@ -31,7 +31,7 @@ import torch
 from storage.store import Store
 from tasks.jobs import ShardJob
 from tasks.models import ExtractorRef, extractor_for
-from tasks.speech_features import extract_shard
+from tasks.speech_features import ExtractSettings, extract_shard
 
 
 def _utterances(root: Path, count: int) -> tuple[ShardJob, list[np.ndarray]]:
@@ -99,9 +99,8 @@ def main() -> None:
         runs = iter(range(1_000))
 
         def flow() -> None:
-            extract_shard(
-                Store(f"{tmp}/store"), data, job, f"v{next(runs)}", ref, keep="all", batch_size=args.batch_size
-            )
+            settings = ExtractSettings(keep="all", batch_size=args.batch_size)
+            extract_shard(Store(f"{tmp}/store"), data, job, f"v{next(runs)}", ref, settings)
 
         loop_s = _timed(loop)
         bare_s = _timed(lambda: extractor.extract(waves))

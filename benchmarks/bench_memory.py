@@ -24,7 +24,7 @@ SHARD = 1024
 def child(folder: Path, images: int) -> None:
     """Tokenize the first ``images`` images of the folder; print the peak RSS in MiB."""
     from storage.store import Store
-    from tasks.image_units import tokenize_shard
+    from tasks.image_units import TokenizeSettings, tokenize_shard
     from tasks.jobs import ShardJob
     from tasks.models import TokenizerRef
 
@@ -35,7 +35,7 @@ def child(folder: Path, images: int) -> None:
         store = Store(f"{tmp}/store")
         for index, start in enumerate(range(0, images, SHARD)):
             job = ShardJob("bench", f"train-{index:05d}", f"f{index}", tuple(items[start : start + SHARD]))
-            tokenize_shard(store, folder / "images", job, "v", ref, batch_size=32, io_workers=2)
+            tokenize_shard(store, folder / "images", job, "v", ref, TokenizeSettings(batch_size=32, io_workers=2))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 

@@ -21,7 +21,7 @@ from im2sp_models.kmeans import assign
 from storage.store import Store
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
-from tasks.speech_codebook import learn_speech_codebook
+from tasks.speech_codebook import SpeechCodebookSettings, learn_speech_codebook
 
 
 def frames(count: int, dim: int = 768, centres: int = 200) -> np.ndarray:
@@ -68,7 +68,9 @@ def main() -> None:
                 w.write(f"u{i}", {"values": data[i : i + per]})
         version.publish(["train-00000"])
         start = time.perf_counter()
-        ours = learn_speech_codebook(store, ["bench"], clusters=200, max_frames=args.frames, seed=0)
+        ours = learn_speech_codebook(
+            store, ["bench"], SpeechCodebookSettings(clusters=200, max_frames=args.frames, seed=0)
+        )
         ours_seconds = time.perf_counter() - start
         centroids = np.load(f"{tmp}/_shared/speech-codebook/{ours.codebook_id}/shards/all/centroids.npy")
     sk_inertia, our_inertia = inertia(data, sk.cluster_centers_), inertia(data, centroids)

@@ -21,7 +21,7 @@ from PIL import Image
 from im2sp_models.image_preprocess import decode_image
 from im2sp_models.image_tokenizers.vit_vqgan_net import PRESETS, ViTVQ
 from storage.store import Store
-from tasks.image_units import tokenize_shard
+from tasks.image_units import TokenizeSettings, tokenize_shard
 from tasks.jobs import ShardJob
 from tasks.models import TokenizerRef, tokenizer_for
 
@@ -57,9 +57,8 @@ def main() -> None:
         bare = args.images / (time.perf_counter() - start)
         job = ShardJob("bench", "train-00000", "bench", tuple(items))
         start = time.perf_counter()
-        outcome = tokenize_shard(
-            Store(f"{tmp}/store"), root, job, tokenizer.fingerprint, ref, batch_size=args.batch_size, io_workers=2
-        )
+        settings = TokenizeSettings(batch_size=args.batch_size, io_workers=2)
+        outcome = tokenize_shard(Store(f"{tmp}/store"), root, job, tokenizer.fingerprint, ref, settings)
         flow = args.images / (time.perf_counter() - start)
         assert outcome.stored == args.images
     print(

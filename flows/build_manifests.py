@@ -18,10 +18,9 @@ def build_manifests_flow(config: PipelineConfig) -> list[ManifestResult]:
     with shard_runner(config) as runner:
         submit = runner.bind(
             build_dataset_manifests,
-            store_url=config.store.url,
+            store=config.store.ref(),
             shard_size=config.sharding.shard_size,
             workers=config.sharding.io_workers,
-            storage_options=config.store.options,
         )
         futures = [submit(name=name, spec=spec) for name, spec in config.datasets.items()]
         results = [future.result() for future in futures]

@@ -63,7 +63,8 @@ def build_training_shards_flow(
 ) -> list[DatasetTrainingShards]:
     """Join the current image and speech units with the captions into training shards, per dataset."""
     logger = get_run_logger()
-    store = config.store.open()
+    store_ref = config.store.ref()
+    store = store_ref.open()
     results = []
     with shard_runner(config) as runner:
         for dataset in config.selected(datasets):
@@ -76,8 +77,7 @@ def build_training_shards_flow(
                 jobs,
                 runner.bind(
                     build_training_shard_task,
-                    store_url=config.store.url,
-                    storage_options=config.store.options,
+                    store=store_ref,
                     version_id=version.version,
                     sources=sources,
                 ),

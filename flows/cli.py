@@ -158,7 +158,7 @@ def import_kmeans_command(
 ) -> None:
     """Make a k-means trained elsewhere the current speech codebook (for the config's feature extractor)."""
     from flows.config import load_config
-    from flows.extract_speech_features import extractor_ref
+    from flows.plans import extractor_ref
     from tasks.models import extractor_for
     from tasks.speech_codebook import import_kmeans
 

@@ -34,7 +34,7 @@ from im2sp_models.asr import RECOGNIZERS, SpeechRecognizer
 from im2sp_models.vocoders import VOCODERS
 from storage.errors import ConfigError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
-from storage.store import Store
+from storage.store import Store, StoreRef
 
 
 class _Section(BaseModel):
@@ -76,9 +76,13 @@ class StoreConfig(_Section):
             options.update(_secret_options(self.secret))
         return options or None
 
+    def ref(self) -> StoreRef:
+        """The store as tasks take it: the URL and the fsspec options (the secret's merged in, read now)."""
+        return StoreRef(self.url, self.options)
+
     def open(self) -> Store:
         """The store this section names."""
-        return Store(self.url, self.options)
+        return self.ref().open()
 
 
 def _secret_options(name: str) -> dict[str, Any]:

@@ -14,12 +14,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import PipelineConfig
-from flows.train_im2sp import training_plan
+from flows.plans import training_plan
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.reader import verified_local_copy
 from storage.versions import StoreVersion, current_version
-from tasks.evaluate import EvalResult, EvalSettings, evaluate_dataset_task
+from tasks.evaluate import EvalModels, EvalResult, EvalSettings, evaluate_dataset_task
 from tasks.models import AsrRef, VocoderRef, packaged_whisper_ref
 from tasks.train import latest_checkpoint, run_id
 
@@ -90,7 +90,8 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     """Score the model's generated units and the ASR topline on each dataset's test images."""
     logger = get_run_logger()
     section = config.evaluation
-    store = config.store.open()
+    store_ref = config.store.ref()
+    store = store_ref.open()
     folder = _model_folder(config)
     asr = _asr(config)
     vocoder = (
@@ -98,23 +99,14 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
         if section.vocoder_checkpoint is not None
         else None
     )
+    models = EvalModels(folder, asr, vocoder)
     settings = EvalSettings(section.split, section.max_images, section.beams, section.max_units)
     results = []
     for dataset, spec in config.selected(section.datasets).items():
         shards = current_version(store, dataset, TRAINING_SHARDS)
         if shards is None:
             raise Im2SpError(f"dataset {dataset!r} has no training shards: run build-training-shards first")
-        result = evaluate_dataset_task(
-            config.store.url,
-            config.store.options,
-            str(spec.root),
-            dataset,
-            shards.version,
-            folder,
-            settings,
-            asr,
-            vocoder,
-        )
+        result = evaluate_dataset_task(store_ref, str(spec.root), dataset, shards.version, models, settings)
         logger.info(
             "%s: %d test images, unit error rate %.3f, topline BLEU-4 %s",
             dataset,

@@ -6,15 +6,15 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 
 from flows.config import PipelineConfig
+from flows.plans import CODEBOOK_EVENT
 from storage.errors import Im2SpError
 from storage.manifests import KIND as MANIFESTS
 from storage.manifests import ok_rows
 from storage.versions import current_version
-from tasks.image_codebook import CodebookRef, learn_image_codebook_task, sample_images
+from tasks.image_codebook import CodebookRef, ImageCodebookSettings, learn_image_codebook_task, sample_images
 
 #: The codebook learns from these splits only, so test images never shape it.
 TRAINING_SPLITS = ("train", "restval")
-CODEBOOK_EVENT = "im2sp.codebook.updated"
 
 
 @flow(name="learn-image-codebook")
@@ -23,7 +23,8 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
     section = config.image_tokenizer
     if not section.entry.learns_codebook:
         raise Im2SpError(f"image_tokenizer {section.name} loads its codebook from a checkpoint: there is none to learn")
-    store = config.store.open()
+    store_ref = config.store.ref()
+    store = store_ref.open()
     sources = []
     for name, spec in config.datasets.items():
         manifests = current_version(store, name, MANIFESTS)
@@ -34,16 +35,14 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
             (name, str(spec.root), [(k, r["path"]) for k, r in rows.items() if r["split"] in TRAINING_SPLITS])
         )
     paths = sample_images(sources, section.sample_images, section.seed)
-    ref = learn_image_codebook_task(
-        config.store.url,
-        config.store.options,
-        [str(p) for p in paths],
-        section.codebook_size,
-        section.seed,
-        section.niter,
-        config.device,
-        config.sharding.io_workers,
+    settings = ImageCodebookSettings(
+        codebook_size=section.codebook_size,
+        seed=section.seed,
+        niter=section.niter,
+        device=config.device,
+        io_workers=config.sharding.io_workers,
     )
+    ref = learn_image_codebook_task(store_ref, [str(p) for p in paths], settings)
     emit_event(
         event=CODEBOOK_EVENT,
         resource={"prefect.resource.id": f"im2sp.codebook.image.{ref.codebook_id}"},

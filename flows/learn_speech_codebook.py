@@ -6,25 +6,23 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 
 from flows.config import PipelineConfig
-from flows.learn_image_codebook import CODEBOOK_EVENT
-from tasks.speech_codebook import SpeechCodebookRef, learn_speech_codebook_task
+from flows.plans import CODEBOOK_EVENT
+from tasks.speech_codebook import SpeechCodebookRef, SpeechCodebookSettings, learn_speech_codebook_task
 
 
 @flow(name="learn-speech-codebook")
 def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
     """Learn K speech units from every dataset's stored features (at most ``speech.max_frames`` frames)."""
     speech = config.speech
-    ref = learn_speech_codebook_task(
-        config.store.url,
-        config.store.options,
-        list(config.datasets),
-        speech.clusters,
-        speech.max_frames,
-        speech.seed,
-        speech.niter,
-        speech.swap_rounds,
-        config.device,
+    settings = SpeechCodebookSettings(
+        clusters=speech.clusters,
+        max_frames=speech.max_frames,
+        seed=speech.seed,
+        niter=speech.niter,
+        swap_rounds=speech.swap_rounds,
+        device=config.device,
     )
+    ref = learn_speech_codebook_task(config.store.ref(), list(config.datasets), settings)
     emit_event(
         event=CODEBOOK_EVENT,
         resource={"prefect.resource.id": f"im2sp.codebook.speech.{ref.codebook_id}"},

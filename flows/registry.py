@@ -20,9 +20,10 @@ from flows.build_training_shards import build_training_shards_flow
 from flows.config import PipelineConfig
 from flows.evaluate_im2sp import evaluate_im2sp_flow
 from flows.extract_speech_features import extract_speech_features_flow
-from flows.learn_image_codebook import CODEBOOK_EVENT, learn_image_codebook_flow
+from flows.learn_image_codebook import learn_image_codebook_flow
 from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.pipeline import pipeline_flow
+from flows.plans import CODEBOOK_EVENT
 from flows.report import storage_report_flow
 from flows.retokenize_images import retokenize_images_flow
 from flows.tokenize_images import tokenize_images_flow

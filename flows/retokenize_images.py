@@ -18,8 +18,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.config import PipelineConfig
-from flows.tokenize_images import tokenize_images_flow, tokenizer_ref
-from flows.unitize_speech import speech_units_plan, unitize_speech_flow
+from flows.plans import speech_units_plan, tokenizer_ref
+from flows.tokenize_images import tokenize_images_flow
+from flows.unitize_speech import unitize_speech_flow
 from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS
 from storage.store import Store

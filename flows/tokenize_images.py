@@ -19,17 +19,16 @@ from prefect.artifacts import (
 )
 
 from flows.config import PipelineConfig
+from flows.plans import tokenizer_ref
 from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
-from storage.errors import Im2SpError
 from storage.kinds import IMAGE_UNITS
 from storage.report import image_unit_entries
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.image_codebook import current_codebook
-from tasks.image_preview import ReconstructionReport, check_reconstruction_task, inline_preview_uri
-from tasks.image_units import tokenize_shard_task
-from tasks.models import TokenizerRef, tokenizer_for
+from tasks.image_preview import ReconstructionReport, StoredUnits, check_reconstruction_task, inline_preview_uri
+from tasks.image_units import TokenizeSettings, tokenize_shard_task
+from tasks.models import tokenizer_for
 
 
 @dataclass(frozen=True)
@@ -39,30 +38,16 @@ class DatasetUnits(ShardedResult):
     reconstruction: ReconstructionReport | None = None
 
 
-def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
-    """Resolve the configured tokenizer to a loadable reference.
-
-    Without a checkpoint, a tokenizer that learns its codebook (patch-vq) uses the store's current codebook.
-    """
-    section = config.image_tokenizer
-    checkpoint = section.checkpoint
-    if checkpoint is None and section.entry.learns_codebook:
-        found = current_codebook(store)
-        if found is None:
-            raise Im2SpError("no image codebook yet: run learn-image-codebook first, or set image_tokenizer.checkpoint")
-        checkpoint = found[1]
-    return TokenizerRef(section.name, str(checkpoint or ""), config.device, section.settings())
-
-
 @flow(name="tokenize-images")
 def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = None) -> list[DatasetUnits]:
     """Tokenize the images of every configured dataset (or of those named in ``datasets``)."""
     logger = get_run_logger()
-    store = config.store.open()
-    options = config.store.options
+    store_ref = config.store.ref()
+    store = store_ref.open()
     section = config.image_tokenizer
     ref = tokenizer_ref(config, store)
     tokenizer = tokenizer_for(ref)
+    settings = TokenizeSettings(section.batch_size, config.sharding.io_workers, section.codec)
     results = []
     with shard_runner(config, uses_device=True) as runner:
         for dataset, spec in config.selected(datasets).items():
@@ -85,30 +70,18 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
                 jobs,
                 runner.bind(
                     tokenize_shard_task,
-                    store_url=config.store.url,
-                    storage_options=options,
+                    store=store_ref,
                     root=str(spec.root),
                     version_id=version.version,
                     ref=ref,
-                    batch_size=section.batch_size,
-                    io_workers=config.sharding.io_workers,
-                    codec=section.codec,
+                    settings=settings,
                 ),
                 partial(_progress, progress),
             )
             report = None
             if section.reconstruction_sample:
-                report = check_reconstruction_task(
-                    config.store.url,
-                    options,
-                    str(spec.root),
-                    dataset,
-                    version.version,
-                    [job.shard_id for job in jobs],
-                    paths,
-                    ref,
-                    section.reconstruction_sample,
-                )
+                units = StoredUnits(dataset, version.version, tuple(job.shard_id for job in jobs), paths)
+                report = check_reconstruction_task(store_ref, str(spec.root), units, ref, section.reconstruction_sample)
             result = DatasetUnits(**vars(summary), reconstruction=report)
             logger.info(
                 "%s: %d stored, %d rejected, %d shards built, %d skipped → %s",

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.config import MODEL_PRESETS, PipelineConfig
-from flows.tokenize_images import tokenizer_ref
+from flows.config import PipelineConfig
+from flows.plans import tokenizer_ref, training_plan
 from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
-from storage.kinds import IMAGE_UNITS, SPEECH_UNITS, TRAINING_SHARDS
-from storage.versions import StoreVersion, current_version
-from tasks.train import TrainData, TrainResult, TrainSettings, train_task
-
-
-def _sizes(config: PipelineConfig, data: TrainData) -> tuple[int, int]:
-    store = config.store.open()
-    image_sizes, speech_sizes = set(), set()
-    for dataset, version_id in data.versions.items():
-        joined = StoreVersion(store, dataset, TRAINING_SHARDS, version_id).info()["produced_by"]
-        image = StoreVersion(store, dataset, IMAGE_UNITS, joined["image_units"]).info()["produced_by"]
-        speech = StoreVersion(store, dataset, SPEECH_UNITS, joined["speech_units"]).info()["produced_by"]
-        image_sizes.add(int(image["codebook_size"]))
-        speech_sizes.add(int(speech["codebook_size"]))
-    if len(image_sizes) != 1 or len(speech_sizes) != 1:
-        raise Im2SpError(f"datasets use different codebook sizes (image {image_sizes}, speech {speech_sizes})")
-    return image_sizes.pop(), speech_sizes.pop()
+from tasks.models import TokenizerRef
+from tasks.train import TrainResult, Vocabulary, train_task
 
 
 def loss_chart(history: list[dict[str, float]]) -> bytes:
@@ -60,62 +44,21 @@ def loss_chart(history: list[dict[str, float]]) -> bytes:
     return buffer.getvalue()
 
 
-def training_plan(config: PipelineConfig) -> tuple[TrainData, TrainSettings, tuple[int, int]]:
-    """The data, settings and (image codebook size, K) of the run the config describes.
-
-    Raises:
-        Im2SpError: A dataset has no training shards yet, or the datasets' codebook sizes differ.
-    """
-    section = config.training
-    store = config.store.open()
-    versions = {}
-    for dataset in config.selected(section.datasets):
-        current = current_version(store, dataset, TRAINING_SHARDS)
-        if current is None:
-            raise Im2SpError(f"dataset {dataset!r} has no training shards yet; run build-training-shards first")
-        versions[dataset] = current.version
-    data = TrainData(versions, tuple(section.splits))
-    settings = TrainSettings(
-        steps=section.steps,
-        batch_size=section.batch_size,
-        grad_accum=section.grad_accum,
-        lr=section.lr,
-        weight_decay=section.weight_decay,
-        warmup_steps=section.warmup_steps,
-        freeze_image_encoder=section.freeze_image_encoder,
-        max_units=section.max_units,
-        seed=section.seed,
-        model=MODEL_PRESETS[section.preset],
-        git_checkpoint=str(section.checkpoint) if section.checkpoint else None,
-        checkpoint_every=section.checkpoint_every,
-        log_every=section.log_every,
-    )
-    return data, settings, _sizes(config, data)
-
-
 @flow(name="train-im2sp")
 def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> TrainResult:
     """Train (or continue training) the image-unit → speech-unit model; ``stop_after`` caps this call's steps."""
     logger = get_run_logger()
-    store = config.store.open()
+    store_ref = config.store.ref()
     data, settings, (image_codebook_size, speech_units) = training_plan(config)
+    tokenizer: TokenizerRef | None
     try:
-        tokenizer: Any = tokenizer_ref(config, store)
+        tokenizer = tokenizer_ref(config, store_ref.open())
     except (CorruptShardError, NotCommittedError, UnsupportedFormatError):
         raise  # a damaged codebook (pointer, marker or files) is not "no codebook": the run would lose its vectors
     except Im2SpError:
         tokenizer = None
-    result = train_task(
-        config.store.url,
-        config.store.options,
-        data,
-        settings,
-        image_codebook_size,
-        speech_units,
-        tokenizer,
-        config.device,
-        stop_after,
-    )
+    vocabulary = Vocabulary(image_codebook_size, speech_units, tokenizer)
+    result = train_task(store_ref, data, settings, vocabulary, config.device, stop_after)
     history = result.history
     if history:
         first, last = history[0], history[-1]

@@ -2,71 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.config import PipelineConfig
-from flows.extract_speech_features import extractor_ref, features_version_id
+from flows.plans import speech_units_plan
 from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
-from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tasks.models import extractor_for
-from tasks.speech_codebook import current_speech_codebook
-from tasks.speech_units import UnitSource, unitize_shard_task, units_version_id
+from tasks.speech_units import UnitCodebook, UnitizeSettings, unitize_shard_task
 
 #: What unitize-speech did for one dataset.
 DatasetSpeechUnits = ShardedResult
-
-
-@dataclass(frozen=True)
-class SpeechUnitsPlan:
-    """What unitize-speech would write now: the current codebook, where frames come from, the version id."""
-
-    codebook_id: str
-    clusters: int
-    features_id: str
-    source: UnitSource
-    version_id: str
-
-
-def speech_units_plan(config: PipelineConfig, store: Store) -> SpeechUnitsPlan:
-    """Resolve the current speech codebook and the configured extractor to the speech-units version id.
-
-    Raises:
-        Im2SpError: No speech codebook yet, or one learned on another extractor's features.
-    """
-    found = current_speech_codebook(store)
-    if found is None:
-        raise Im2SpError("no speech codebook yet: run learn-speech-codebook first")
-    codebook_id, centroids, meta = found
-    ref = extractor_ref(config)
-    extractor = extractor_for(ref)
-    if meta.get("extractor_fingerprint") != extractor.fingerprint:
-        raise Im2SpError(
-            f"speech codebook {codebook_id} was learned on features of extractor {meta.get('extractor_fingerprint')}; "
-            f"the config's extractor is {extractor.fingerprint}: run learn-speech-codebook, or import a matching one"
-        )
-    features_id = features_version_id(config, extractor.fingerprint)
-    source = UnitSource(features_id, config.speech.keep, ref, config.speech.chunk_seconds)
-    version_id = units_version_id(features_id, codebook_id, source.feature_dtype)
-    return SpeechUnitsPlan(codebook_id, len(centroids), features_id, source, version_id)
 
 
 @flow(name="unitize-speech")
 def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = None) -> list[DatasetSpeechUnits]:
     """Assign every utterance's frames to the current speech codebook (all datasets, or those named)."""
     logger = get_run_logger()
-    store = config.store.open()
-    options = config.store.options
+    store_ref = config.store.ref()
+    store = store_ref.open()
     speech = config.speech
     plan = speech_units_plan(config, store)
     codebook_id, source, version_id, features_id = plan.codebook_id, plan.source, plan.version_id, plan.features_id
+    codebook = UnitCodebook(codebook_id, plan.clusters)
+    settings = UnitizeSettings(speech.batch_size, config.sharding.io_workers)
     results = []
     with shard_runner(config, uses_device=True) as runner:
         for dataset, spec in config.selected(datasets).items():
@@ -92,15 +55,12 @@ def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = Non
                 jobs,
                 runner.bind(
                     unitize_shard_task,
-                    store_url=config.store.url,
-                    storage_options=options,
+                    store=store_ref,
                     root=str(spec.root),
                     version_id=version_id,
                     source=source,
-                    codebook_id=codebook_id,
-                    clusters=plan.clusters,
-                    batch_size=speech.batch_size,
-                    io_workers=config.sharding.io_workers,
+                    codebook=codebook,
+                    settings=settings,
                 ),
             )
             logger.info(

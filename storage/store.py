@@ -124,6 +124,30 @@ class FileInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class StoreRef:
+    """What a task needs to open a store: the root URL and its fsspec options (small, picklable, JSON-able).
+
+    Flows hand this to tasks instead of an open :class:`Store` (whose filesystem object need not pickle), and
+    each task opens it where it runs, on a Dask worker as in the flow's process.
+
+    Args:
+        url: Root URL or local path, as :class:`Store` takes it.
+        options: Extra keyword arguments for the fsspec filesystem (credentials, endpoint), or None.
+    """
+
+    url: str
+    options: dict[str, Any] | None = None
+
+    def __hash__(self) -> int:
+        # The options are a dict: hash their JSON form, so a reference can key a cache like any frozen value.
+        return hash((self.url, json.dumps(self.options, sort_keys=True, default=str)))
+
+    def open(self) -> Store:
+        """The store this reference names."""
+        return Store(self.url, self.options)
+
+
 class Store:
     """A store root reached through fsspec.
 

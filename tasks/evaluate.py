@@ -25,11 +25,11 @@ from im2sp_models.unit_git import load_model
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.reader import iter_webdataset
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.models import AsrRef, VocoderRef, asr_for, vocoder_for
 
-__all__ = ["EvalResult", "EvalSettings", "evaluate_dataset", "evaluate_dataset_task", "generate"]
+__all__ = ["EvalModels", "EvalResult", "EvalSettings", "evaluate_dataset", "evaluate_dataset_task", "generate"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,21 @@ class EvalSettings:
     beams: int = 1
     max_units: int = 512
     batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class EvalModels:
+    """The models evaluation runs: the trained model's folder, the ASR and the unit vocoder (None: not configured).
+
+    Attributes:
+        model_folder: A local folder holding the trained unit GiT checkpoint.
+        asr: The speech recognizer that transcribes reference and generated speech.
+        vocoder: The unit vocoder that turns generated units into speech.
+    """
+
+    model_folder: str
+    asr: AsrRef | None = None
+    vocoder: VocoderRef | None = None
 
 
 @dataclass
@@ -73,17 +88,11 @@ def _test_images(store: Store, dataset: str, version_id: str, split: str) -> dic
 
 
 def evaluate_dataset(
-    store: Store,
-    root: Path,
-    dataset: str,
-    training_version: str,
-    model_folder: Path,
-    settings: EvalSettings,
-    asr: AsrRef | None,
-    vocoder: VocoderRef | None = None,
+    store: Store, root: Path, dataset: str, training_version: str, models: EvalModels, settings: EvalSettings
 ) -> EvalResult:
     """Generate for the dataset's test images and score units; transcribe the reference speech for the topline."""
-    model = load_model(model_folder)
+    model = load_model(Path(models.model_folder))
+    asr, vocoder = models.asr, models.vocoder
     images = _test_images(store, dataset, training_version, settings.split)
     chosen = list(images)[: settings.max_images] if settings.max_images else list(images)
     grids = {i: images[i]["grid"] for i in chosen}
@@ -155,24 +164,7 @@ def _generated_speech(
 
 @task(name="evaluate-dataset", task_run_name="evaluate-{dataset}")
 def evaluate_dataset_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    root: str,
-    dataset: str,
-    training_version: str,
-    model_folder: str,
-    settings: EvalSettings,
-    asr: AsrRef | None,
-    vocoder: VocoderRef | None,
+    store: StoreRef, root: str, dataset: str, training_version: str, models: EvalModels, settings: EvalSettings
 ) -> EvalResult:
     """Prefect task around :func:`evaluate_dataset`."""
-    return evaluate_dataset(
-        Store(store_url, storage_options),
-        Path(root),
-        dataset,
-        training_version,
-        Path(model_folder),
-        settings,
-        asr,
-        vocoder,
-    )
+    return evaluate_dataset(store.open(), Path(root), dataset, training_version, models, settings)

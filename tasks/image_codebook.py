@@ -18,7 +18,7 @@ from storage.blob_writer import BlobWriter
 from storage.kinds import IMAGE_CODEBOOK, SHARED
 from storage.locks import shard_lock
 from storage.reader import verified_local_copy
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion, current_version
 
 
@@ -56,21 +56,33 @@ def _decode(path: Path) -> Any:
         return None
 
 
-def learn_image_codebook(
-    store: Store,
-    paths: list[Path],
-    config: PatchVQConfig,
-    *,
-    seed: int = 0,
-    niter: int = 20,
-    device: str = "auto",
-    io_workers: int = 4,
-) -> CodebookRef:
+@dataclass(frozen=True)
+class ImageCodebookSettings:
+    """How learn-image-codebook trains (the ``image_tokenizer`` section's knobs, the device, I/O threads).
+
+    Attributes:
+        codebook_size: Entries in the codebook.
+        seed: Seeds k-means.
+        niter: K-means iterations.
+        device: Where k-means runs (``auto``, ``cpu``, ``cuda``).
+        io_workers: Threads that read and decode the sampled images.
+    """
+
+    codebook_size: int = 8192
+    seed: int = 0
+    niter: int = 20
+    device: str = "auto"
+    io_workers: int = 4
+
+
+def learn_image_codebook(store: Store, paths: list[Path], settings: ImageCodebookSettings) -> CodebookRef:
     """Train a patch-vq codebook, commit it under ``_shared/image-codebook/<fingerprint>`` and publish it."""
-    with ThreadPoolExecutor(max_workers=io_workers) as pool:
+    config = PatchVQConfig(codebook_size=settings.codebook_size)
+    seed, niter = settings.seed, settings.niter
+    with ThreadPoolExecutor(max_workers=settings.io_workers) as pool:
         decoded = list(pool.map(_decode, paths))
     images = [image for image in decoded if image is not None]
-    tokenizer = PatchVQ.train(images, config, seed=seed, niter=niter, device=device)
+    tokenizer = PatchVQ.train(images, config, seed=seed, niter=niter, device=settings.device)
     version = StoreVersion(store, SHARED, IMAGE_CODEBOOK, tokenizer.fingerprint)
     version.ensure_created(
         {
@@ -102,23 +114,6 @@ def current_codebook(store: Store) -> tuple[str, Path] | None:
 
 
 @task(name="learn-patch-codebook")
-def learn_image_codebook_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    paths: list[str],
-    codebook_size: int,
-    seed: int,
-    niter: int,
-    device: str,
-    io_workers: int,
-) -> CodebookRef:
+def learn_image_codebook_task(store: StoreRef, paths: list[str], settings: ImageCodebookSettings) -> CodebookRef:
     """Prefect task around :func:`learn_image_codebook`."""
-    return learn_image_codebook(
-        Store(store_url, storage_options),
-        [Path(p) for p in paths],
-        PatchVQConfig(codebook_size=codebook_size),
-        seed=seed,
-        niter=niter,
-        device=device,
-        io_workers=io_workers,
-    )
+    return learn_image_codebook(store.open(), [Path(p) for p in paths], settings)

@@ -7,7 +7,6 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -16,7 +15,7 @@ from prefect import task
 from im2sp_models.image_preprocess import decode_image, to_uint8_image
 from storage.kinds import IMAGE_UNITS
 from storage.reader import read_units
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.models import TokenizerRef, tokenizer_for
 
@@ -45,39 +44,48 @@ def psnr(original: np.ndarray, reconstruction: np.ndarray) -> float:
     return 99.0 if mse <= 1e-10 else min(99.0, 10.0 * math.log10(1.0 / mse))
 
 
+@dataclass(frozen=True)
+class StoredUnits:
+    """A dataset's image-units version to sample for the check: its shards in order and each item's image path.
+
+    Attributes:
+        dataset: The dataset.
+        version_id: The image-units version.
+        shard_ids: Its shards, in plan order (the sample is taken from the first ones).
+        paths: Each item's image, relative to the dataset's root.
+    """
+
+    dataset: str
+    version_id: str
+    shard_ids: tuple[str, ...]
+    paths: dict[str, str]
+
+
 def check_reconstruction(
-    store: Store,
-    root: Path,
-    dataset: str,
-    version_id: str,
-    shard_ids: list[str],
-    paths: dict[str, str],
-    ref: TokenizerRef,
-    *,
-    sample: int = 8,
+    store: Store, root: Path, units: StoredUnits, ref: TokenizerRef, *, sample: int = 8
 ) -> ReconstructionReport | None:
     """Decode the first ``sample`` stored items (a fixed sample) and compare them with their sources.
 
     Returns None when the tokenizer cannot decode or nothing was stored.
     """
+    dataset, version_id, paths = units.dataset, units.version_id, units.paths
     tokenizer = tokenizer_for(ref)
     if not tokenizer.can_decode:
         return None
     version = StoreVersion(store, dataset, IMAGE_UNITS, version_id)
     keys: list[str] = []
     grids: list[np.ndarray] = []
-    for shard_id in shard_ids:
-        shard_keys, units = read_units(version, shard_id)
+    for shard_id in units.shard_ids:
+        shard_keys, stored = read_units(version, shard_id)
         take = sample - len(keys)
         keys += shard_keys[:take]
-        grids.append(units[:take])
+        grids.append(stored[:take])
         if len(keys) >= sample:
             break
     if not keys:
         return None
-    units = np.concatenate(grids)
     originals = np.stack([decode_image((root / paths[key]).read_bytes()) for key in keys])
-    decoded = tokenizer.decode(units)
+    decoded = tokenizer.decode(np.concatenate(grids))
     scores = [psnr(a, b) for a, b in zip(originals, decoded, strict=True)]
     preview = Image.new("RGB", (2 * THUMB, THUMB * len(keys)), "white")
     for row, (original, reconstruction) in enumerate(zip(originals, decoded, strict=True)):
@@ -122,19 +130,9 @@ def inline_preview_uri(png: bytes, limit: int = INLINE_PREVIEW_BYTES) -> str:
     return f"data:image/jpeg;base64,{base64.b64encode(inline_preview(png, limit)).decode()}"
 
 
-@task(name="check-reconstruction", task_run_name="reconstruct-{dataset}")
+@task(name="check-reconstruction", task_run_name="reconstruct-{units.dataset}")
 def check_reconstruction_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    root: str,
-    dataset: str,
-    version_id: str,
-    shard_ids: list[str],
-    paths: dict[str, str],
-    ref: TokenizerRef,
-    sample: int,
+    store: StoreRef, root: str, units: StoredUnits, ref: TokenizerRef, sample: int
 ) -> ReconstructionReport | None:
     """Prefect task around :func:`check_reconstruction`."""
-    return check_reconstruction(
-        Store(store_url, storage_options), Path(root), dataset, version_id, shard_ids, paths, ref, sample=sample
-    )
+    return check_reconstruction(store.open(), Path(root), units, ref, sample=sample)

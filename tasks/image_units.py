@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from prefect import task
@@ -12,7 +13,7 @@ from prefect import task
 from im2sp_models.errors import ItemRejected
 from im2sp_models.image_preprocess import decode_image
 from storage.kinds import IMAGE_UNITS
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrUnitsWriter
 from tasks.jobs import ShardJob, ShardOutcome, claimed, read_verified
@@ -31,18 +32,40 @@ def _load(root: Path, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str
         return key, str(verdict)
 
 
+@dataclass(frozen=True)
+class TokenizeSettings:
+    """How tokenize-images runs each shard (the ``image_tokenizer`` and ``sharding`` sections' knobs).
+
+    Attributes:
+        batch_size: Images decoded and encoded at once.
+        io_workers: Threads that read and decode images.
+        codec: How the stored units are compressed (``storage/zarr_writers.py``).
+    """
+
+    batch_size: int = 32
+    io_workers: int = 4
+    codec: str = "blosc-zstd-shuffle"
+
+
 def tokenize_shard(
     store: Store,
     root: Path,
     job: ShardJob,
     version_id: str,
     ref: TokenizerRef,
-    *,
-    batch_size: int = 32,
-    io_workers: int = 4,
-    codec: str = "blosc-zstd-shuffle",
+    settings: TokenizeSettings | None = None,
 ) -> ShardOutcome:
-    """Tokenize one shard unless it is already committed for the same inputs; commit it with its rejects."""
+    """Tokenize one shard unless it is already committed for the same inputs; commit it with its rejects.
+
+    Args:
+        store: The open store.
+        root: The dataset's root folder (job items are relative to it).
+        job: The shard's items and input fingerprint.
+        version_id: The image-units version written into.
+        ref: The tokenizer.
+        settings: How to run it (default: :class:`TokenizeSettings`'s defaults).
+    """
+    settings = settings or TokenizeSettings()
     version = StoreVersion(store, job.dataset, IMAGE_UNITS, version_id)
     with claimed(version, job) as skipped:
         if skipped is not None:
@@ -54,11 +77,12 @@ def tokenize_shard(
                 job.shard_id,
                 input_fingerprint=job.input_fingerprint,
                 model_fingerprint=tokenizer.fingerprint,
-                codec=codec,
+                codec=settings.codec,
             ) as writer,
-            ThreadPoolExecutor(max_workers=io_workers) as pool,
+            ThreadPoolExecutor(max_workers=settings.io_workers) as pool,
         ):
-            for batch in loaded_batches(pool, lambda item: _load(root, item), job.items, batch_size, writer.reject):
+            load = partial(_load, root)
+            for batch in loaded_batches(pool, load, job.items, settings.batch_size, writer.reject):
                 units = tokenizer.encode(np.stack([image for _, image in batch]))
                 for (key, _), grid in zip(batch, units, strict=True):
                     writer.write(key, {"units": grid})
@@ -67,24 +91,7 @@ def tokenize_shard(
 
 @task(name="tokenize-shard", task_run_name="tokenize-{job.dataset}-{job.shard_id}")
 def tokenize_shard_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    root: str,
-    job: ShardJob,
-    version_id: str,
-    ref: TokenizerRef,
-    batch_size: int,
-    io_workers: int,
-    codec: str,
+    store: StoreRef, root: str, job: ShardJob, version_id: str, ref: TokenizerRef, settings: TokenizeSettings
 ) -> ShardOutcome:
     """Prefect task around :func:`tokenize_shard` (arguments are references, the result is small)."""
-    return tokenize_shard(
-        Store(store_url, storage_options),
-        Path(root),
-        job,
-        version_id,
-        ref,
-        batch_size=batch_size,
-        io_workers=io_workers,
-        codec=codec,
-    )
+    return tokenize_shard(store.open(), Path(root), job, version_id, ref, settings)

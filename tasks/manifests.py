@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from storage.manifests import ManifestResult, build_manifests
 from storage.sources.source import SourceSpec
-from storage.store import Store
+from storage.store import StoreRef
 
 
 @task(name="build-dataset-manifests", task_run_name="manifests-{name}")
 def build_dataset_manifests(
-    store_url: str,
-    name: str,
-    spec: SourceSpec,
-    shard_size: int,
-    workers: int = 4,
-    storage_options: dict[str, Any] | None = None,
+    store: StoreRef, name: str, spec: SourceSpec, shard_size: int, workers: int = 4
 ) -> ManifestResult:
     """Build (or find up to date) the manifests of one dataset; returns counts and the version URL."""
-    store = Store(store_url, storage_options)
-    return build_manifests(store, name, spec, shard_size=shard_size, workers=workers)
+    return build_manifests(store.open(), name, spec, shard_size=shard_size, workers=workers)

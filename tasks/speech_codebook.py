@@ -28,7 +28,7 @@ from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
 from storage.locks import shard_lock
 from storage.reader import verify_shard
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion, current_version
 
 
@@ -90,25 +90,39 @@ def _read_rows(values: Any, picked: np.ndarray, block: int = 1 << 15) -> list[np
     return parts
 
 
-def learn_speech_codebook(
-    store: Store,
-    datasets: list[str],
-    *,
-    clusters: int,
-    max_frames: int,
-    seed: int,
-    niter: int = 8,
-    swap_rounds: int = 1,
-    device: str = "cpu",
-) -> SpeechCodebookRef:
+@dataclass(frozen=True)
+class SpeechCodebookSettings:
+    """How learn-speech-codebook trains (the ``speech`` section's k-means knobs and the device).
+
+    Attributes:
+        clusters: K, the number of speech units.
+        max_frames: The most stored frames sampled for k-means.
+        seed: Seeds the sample and k-means.
+        niter: Lloyd iterations.
+        swap_rounds: Swap-refinement rounds after Lloyd.
+        device: Where k-means runs.
+    """
+
+    clusters: int
+    max_frames: int
+    seed: int = 0
+    niter: int = 8
+    swap_rounds: int = 1
+    device: str = "cpu"
+
+
+def learn_speech_codebook(store: Store, datasets: list[str], settings: SpeechCodebookSettings) -> SpeechCodebookRef:
     """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them."""
-    frames, extractor, feature_dtype = sample_frames(store, datasets, max_frames, seed)
+    clusters, seed, niter, swap_rounds = settings.clusters, settings.seed, settings.niter, settings.swap_rounds
+    frames, extractor, feature_dtype = sample_frames(store, datasets, settings.max_frames, seed)
     if len(frames) < clusters:
         raise NotEnoughDataError(
             f"{len(frames)} frames cannot train {clusters} clusters; lower speech.clusters or raise "
             "speech.sample_fraction / speech.max_frames (or add speech)"
         )
-    centroids, inertia = train_kmeans(frames, clusters, seed=seed, niter=niter, swap_rounds=swap_rounds, device=device)
+    centroids, inertia = train_kmeans(
+        frames, clusters, seed=seed, niter=niter, swap_rounds=swap_rounds, device=settings.device
+    )
     meta: dict[str, Any] = {
         "clusters": clusters,
         "dim": int(frames.shape[1]),
@@ -188,24 +202,7 @@ def current_speech_codebook(store: Store) -> tuple[str, np.ndarray, dict[str, An
 
 @task(name="learn-kmeans")
 def learn_speech_codebook_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    datasets: list[str],
-    clusters: int,
-    max_frames: int,
-    seed: int,
-    niter: int,
-    swap_rounds: int,
-    device: str,
+    store: StoreRef, datasets: list[str], settings: SpeechCodebookSettings
 ) -> SpeechCodebookRef:
     """Prefect task around :func:`learn_speech_codebook`."""
-    return learn_speech_codebook(
-        Store(store_url, storage_options),
-        datasets,
-        clusters=clusters,
-        max_frames=max_frames,
-        seed=seed,
-        niter=niter,
-        swap_rounds=swap_rounds,
-        device=device,
-    )
+    return learn_speech_codebook(store.open(), datasets, settings)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from prefect import task
@@ -21,7 +21,7 @@ from im2sp_models.audio import CHUNK_SECONDS, load_audio
 from im2sp_models.errors import ItemRejected
 from im2sp_models.speech_features import FeatureExtractor
 from storage.kinds import SPEECH_FEATURES
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from storage.zarr_writers import ZarrRaggedWriter
 from tasks.jobs import ShardJob, ShardOutcome, claimed, read_verified
@@ -36,6 +36,27 @@ SORT_WINDOW = 8
 #: the window's waveforms (~100 MB as float32) and HuBERT-Base features (~250 MB) stay bounded when clips are
 #: long or a GPU batch is large (64 × 8 clips of 100 s would otherwise hold ~8 GB of features).
 WINDOW_SAMPLES = 1_600 * 16_000
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How extract-speech-features runs each shard (the ``speech`` and ``sharding`` sections' knobs).
+
+    Attributes:
+        keep: ``all`` stores every frame; ``sample`` only a seeded ``fraction`` of each utterance's frames.
+        fraction: The share of frames ``keep: sample`` stores.
+        seed: Seeds the frames ``keep: sample`` stores.
+        batch_size: Utterances per model batch.
+        io_workers: Threads that read and decode audio.
+        chunk_seconds: Long utterances are computed in chunks of this many seconds.
+    """
+
+    keep: str = "sample"
+    fraction: float = 0.1
+    seed: int = 0
+    batch_size: int = 8
+    io_workers: int = 4
+    chunk_seconds: float = CHUNK_SECONDS
 
 
 def window_batches(
@@ -90,20 +111,26 @@ def extract_shard(
     job: ShardJob,
     version_id: str,
     ref: ExtractorRef,
-    *,
-    keep: str = "sample",
-    fraction: float = 0.1,
-    seed: int = 0,
-    batch_size: int = 8,
-    io_workers: int = 4,
-    chunk_seconds: float = CHUNK_SECONDS,
+    settings: ExtractSettings | None = None,
 ) -> ShardOutcome:
-    """Extract one shard unless it is committed for the same inputs; commit it with its rejects."""
+    """Extract one shard unless it is committed for the same inputs; commit it with its rejects.
+
+    Args:
+        store: The open store.
+        root: The dataset's root folder (job items are relative to it).
+        job: The shard's items and input fingerprint.
+        version_id: The features version written into.
+        ref: The extractor.
+        settings: How to run it (default: :class:`ExtractSettings`'s defaults).
+    """
+    settings = settings or ExtractSettings()
     version = StoreVersion(store, job.dataset, SPEECH_FEATURES, version_id)
     with claimed(version, job) as skipped:
         if skipped is not None:
             return skipped
         extractor = extractor_for(ref)
+        keep, fraction, seed = settings.keep, settings.fraction, settings.seed
+        io_workers = settings.io_workers
         frames: dict[str, int] = {}
         with (
             ZarrRaggedWriter(
@@ -118,8 +145,8 @@ def extract_shard(
             ThreadPoolExecutor(max_workers=io_workers) as pool,
         ):
             load = partial(load_item, root, min_samples=extractor.min_samples)
-            for batch in window_batches(pool, load, job.items, batch_size, writer.reject, io_workers):
-                computed = features_of(extractor, [waveform for _, waveform in batch], chunk_seconds)
+            for batch in window_batches(pool, load, job.items, settings.batch_size, writer.reject, io_workers):
+                computed = features_of(extractor, [waveform for _, waveform in batch], settings.chunk_seconds)
                 for (key, _), features in zip(batch, computed, strict=True):
                     total = len(features)
                     if keep == "sample":
@@ -131,30 +158,7 @@ def extract_shard(
 
 @task(name="extract-features-shard", task_run_name="features-{job.dataset}-{job.shard_id}")
 def extract_shard_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
-    root: str,
-    job: ShardJob,
-    version_id: str,
-    ref: ExtractorRef,
-    keep: str,
-    fraction: float,
-    seed: int,
-    batch_size: int,
-    io_workers: int,
-    chunk_seconds: float,
+    store: StoreRef, root: str, job: ShardJob, version_id: str, ref: ExtractorRef, settings: ExtractSettings
 ) -> ShardOutcome:
     """Prefect task around :func:`extract_shard`."""
-    return extract_shard(
-        Store(store_url, storage_options),
-        Path(root),
-        job,
-        version_id,
-        ref,
-        keep=keep,
-        fraction=fraction,
-        seed=seed,
-        batch_size=batch_size,
-        io_workers=io_workers,
-        chunk_seconds=chunk_seconds,
-    )
+    return extract_shard(store.open(), Path(root), job, version_id, ref, settings)

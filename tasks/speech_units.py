@@ -24,7 +24,7 @@ from storage.hashing import fingerprint
 from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
 from storage.reader import iter_ragged, verify_shard
 from storage.speech_units_writer import SpeechUnitsWriter
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob, ShardOutcome, claimed
 from tasks.models import ExtractorRef, extractor_for
@@ -63,6 +63,27 @@ class UnitSource:
     def __post_init__(self) -> None:
         if not self.feature_dtype:
             object.__setattr__(self, "feature_dtype", assigned_dtype(self.keep))
+
+
+@dataclass(frozen=True)
+class UnitCodebook:
+    """The speech codebook a shard's frames are assigned to: its id and its number of centroids."""
+
+    codebook_id: str
+    clusters: int
+
+
+@dataclass(frozen=True)
+class UnitizeSettings:
+    """How unitize-speech runs each shard when it extracts frames itself (``keep: sample``).
+
+    Attributes:
+        batch_size: Utterances per extractor batch.
+        io_workers: Threads that read and decode audio.
+    """
+
+    batch_size: int = 8
+    io_workers: int = 4
 
 
 _INDEXES: dict[tuple[str, str], Any] = {}
@@ -108,24 +129,32 @@ def unitize_shard(
     job: ShardJob,
     version_id: str,
     source: UnitSource,
-    codebook_id: str,
-    *,
-    clusters: int,
-    batch_size: int = 8,
-    io_workers: int = 4,
+    codebook: UnitCodebook,
+    settings: UnitizeSettings | None = None,
 ) -> ShardOutcome:
-    """Write one shard's units (full rate + deduplicated) unless it is committed for the same inputs."""
+    """Write one shard's units (full rate + deduplicated) unless it is committed for the same inputs.
+
+    Args:
+        store: The open store.
+        root: The dataset's root folder (job items are relative to it).
+        job: The shard's items and input fingerprint.
+        version_id: The speech-units version written into.
+        source: Where the frames come from.
+        codebook: The centroids they are assigned to.
+        settings: How to extract frames (``keep: sample``; default: :class:`UnitizeSettings`'s defaults).
+    """
+    settings = settings or UnitizeSettings()
     version = StoreVersion(store, job.dataset, SPEECH_UNITS, version_id)
     with claimed(version, job) as skipped:
         if skipped is not None:
             return skipped
-        index = assigner(store, codebook_id)
+        index = assigner(store, codebook.codebook_id)
         with SpeechUnitsWriter(
             version,
             job.shard_id,
             input_fingerprint=job.input_fingerprint,
-            model_fingerprint=codebook_id,
-            codebook_size=clusters,
+            model_fingerprint=codebook.codebook_id,
+            codebook_size=codebook.clusters,
         ) as writer:
             if source.keep == "all":
                 features = StoreVersion(store, job.dataset, SPEECH_FEATURES, source.features_version)
@@ -145,8 +174,9 @@ def unitize_shard(
             else:
                 extractor = extractor_for(source.extractor)
                 load = partial(load_item, root, min_samples=extractor.min_samples)
+                io_workers = settings.io_workers
                 with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                    for batch in window_batches(pool, load, job.items, batch_size, writer.reject, io_workers):
+                    for batch in window_batches(pool, load, job.items, settings.batch_size, writer.reject, io_workers):
                         computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
                         for (key, _), values in zip(batch, computed, strict=True):
                             _write_units(writer, index, key, values)
@@ -155,26 +185,13 @@ def unitize_shard(
 
 @task(name="unitize-shard", task_run_name="units-{job.dataset}-{job.shard_id}")
 def unitize_shard_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
+    store: StoreRef,
     root: str,
     job: ShardJob,
     version_id: str,
     source: UnitSource,
-    codebook_id: str,
-    clusters: int,
-    batch_size: int,
-    io_workers: int,
+    codebook: UnitCodebook,
+    settings: UnitizeSettings,
 ) -> ShardOutcome:
     """Prefect task around :func:`unitize_shard`."""
-    return unitize_shard(
-        Store(store_url, storage_options),
-        Path(root),
-        job,
-        version_id,
-        source,
-        codebook_id,
-        clusters=clusters,
-        batch_size=batch_size,
-        io_workers=io_workers,
-    )
+    return unitize_shard(store.open(), Path(root), job, version_id, source, codebook, settings)

@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
 
 import numpy as np
 from prefect import task
@@ -28,7 +27,7 @@ from storage.errors import CorruptShardError, Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.locks import shard_lock
 from storage.reader import iter_webdataset, verified_local_copy
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.models import TokenizerRef, tokenizer_for
 
@@ -41,6 +40,22 @@ class TrainData:
 
     versions: dict[str, str]
     splits: tuple[str, ...] = ("train", "restval")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The unit vocabularies the model is built for: image codebook size, speech units (K), image tokenizer.
+
+    Attributes:
+        image_codebook_size: Entries in the image codebook.
+        speech_units: Speech units (the speech codebook's K).
+        tokenizer: The image tokenizer, whose codebook vectors initialise the image-unit embeddings when
+            their count matches (None: initialised at random).
+    """
+
+    image_codebook_size: int
+    speech_units: int
+    tokenizer: TokenizerRef | None = None
 
 
 @dataclass
@@ -115,10 +130,8 @@ def train(
     store: Store,
     data: TrainData,
     settings: TrainSettings,
+    vocabulary: Vocabulary,
     *,
-    image_codebook_size: int,
-    speech_units: int,
-    tokenizer: TokenizerRef | None = None,
     device: str = "cpu",
     stop_after: int | None = None,
 ) -> TrainResult:
@@ -134,9 +147,9 @@ def train(
     trainee = start(
         settings,
         None if latest is None else verified_local_copy(version, latest),  # only one that matches its marker
-        image_codebook_size=image_codebook_size,
-        speech_units=speech_units,
-        codebook_vectors=partial(_codebook_vectors, tokenizer, image_codebook_size),
+        image_codebook_size=vocabulary.image_codebook_size,
+        speech_units=vocabulary.speech_units,
+        codebook_vectors=partial(_codebook_vectors, vocabulary.tokenizer, vocabulary.image_codebook_size),
         device=device,
     )
     resumed_from = int(trainee.state["step"])
@@ -156,13 +169,10 @@ def _codebook_vectors(tokenizer: TokenizerRef | None, image_codebook_size: int) 
 
 @task(name="train-im2sp")
 def train_task(
-    store_url: str,
-    storage_options: dict[str, Any] | None,
+    store: StoreRef,
     data: TrainData,
     settings: TrainSettings,
-    image_codebook_size: int,
-    speech_units: int,
-    tokenizer: TokenizerRef | None,
+    vocabulary: Vocabulary,
     device: str,
     stop_after: int | None,
 ) -> TrainResult:
@@ -173,16 +183,7 @@ def train_task(
     """
     from im2sp_models.device import resolve_device
 
-    store = Store(store_url, storage_options)
-    run = StoreVersion(store, SHARED, TRAIN_RUNS, run_id(settings, data))
-    with shard_lock(store, run.lock_key("run")):
-        return train(
-            store,
-            data,
-            settings,
-            image_codebook_size=image_codebook_size,
-            speech_units=speech_units,
-            tokenizer=tokenizer,
-            device=resolve_device(device),
-            stop_after=stop_after,
-        )
+    opened = store.open()
+    run = StoreVersion(opened, SHARED, TRAIN_RUNS, run_id(settings, data))
+    with shard_lock(opened, run.lock_key("run")):
+        return train(opened, data, settings, vocabulary, device=resolve_device(device), stop_after=stop_after)

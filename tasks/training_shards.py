@@ -20,7 +20,7 @@ from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.reader import read_units
 from storage.speech_units_writer import read_speech_units
-from storage.store import Store
+from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from storage.webdataset_writer import WebDatasetWriter
 from tasks.jobs import ShardJob, ShardOutcome, claimed
@@ -110,7 +110,7 @@ def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: 
 
 @task(name="training-shard", task_run_name="training-{job.dataset}-{job.shard_id}")
 def build_training_shard_task(
-    store_url: str, storage_options: dict[str, Any] | None, job: ShardJob, version_id: str, sources: TrainingSources
+    store: StoreRef, job: ShardJob, version_id: str, sources: TrainingSources
 ) -> ShardOutcome:
     """Prefect task around :func:`build_training_shard`."""
-    return build_training_shard(Store(store_url, storage_options), job, version_id, sources)
+    return build_training_shard(store.open(), job, version_id, sources)

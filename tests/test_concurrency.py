@@ -173,12 +173,13 @@ def test_two_codebook_saves_at_once_write_it_once(tmp_path: Path, monkeypatch: p
 
 def test_two_trainers_of_one_run_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tasks.train as train_module
-    from tasks.train import TrainData, TrainSettings
+    from storage.store import StoreRef
+    from tasks.train import TrainData, TrainSettings, Vocabulary
 
     overlap = _Overlap(lambda *args, **kwargs: "done")
     monkeypatch.setattr(train_module, "train", overlap)
     data = TrainData({"coco": "v"}, ("train",))
     settings = TrainSettings(1, 1, 1, 1e-4, 0.0, 0, False, 8, 0, {"hidden_size": 8})
-    call = partial(train_module.train_task.fn, str(tmp_path), None, data, settings, 8, 4, None, "cpu", None)
+    call = partial(train_module.train_task.fn, StoreRef(str(tmp_path)), data, settings, Vocabulary(8, 4), "cpu", None)
     assert _twice_at_once(call) == ["done", "done"]
     assert (overlap.calls, overlap.most) == (2, 1)

@@ -12,7 +12,7 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
 from tasks.models import ExtractorRef
-from tasks.speech_features import extract_shard, sampled_frames
+from tasks.speech_features import ExtractSettings, extract_shard, sampled_frames
 
 RATE = 16_000
 
@@ -50,7 +50,9 @@ def test_shard_with_bad_audio_commits_and_counts_add_up(tmp_path: Path, store: S
         "missing": None,
     }
     job = _job(tmp_path, files)
-    outcome = extract_shard(store, tmp_path, job, "v", ExtractorRef("mfcc", ""), keep="all", batch_size=3)
+    outcome = extract_shard(
+        store, tmp_path, job, "v", ExtractorRef("mfcc", ""), ExtractSettings(keep="all", batch_size=3)
+    )
     version = StoreVersion(store, "ds", "speech-features", "v")
     marker = verify_shard(version, job.shard_id)
     assert set(marker.keys) == {"ok", "silence", "stereo-44k", "float-flac", "ten-minutes"}
@@ -66,13 +68,15 @@ def test_shard_with_bad_audio_commits_and_counts_add_up(tmp_path: Path, store: S
     features = dict(iter_ragged(version, job.shard_id))
     assert features["ok"].shape == (49, 39) and features["ok"].dtype == np.float16
     assert len(features["ten-minutes"]) == marker.extra["frames"]["ten-minutes"] >= 6 * 4999  # six 100 s chunks
-    assert not extract_shard(store, tmp_path, job, "v", ExtractorRef("mfcc", ""), keep="all").built
+    assert not extract_shard(store, tmp_path, job, "v", ExtractorRef("mfcc", ""), ExtractSettings(keep="all")).built
 
 
 def test_keep_sample_stores_the_seeded_fraction(tmp_path: Path, store: Store) -> None:
     job = _job(tmp_path, {"a": _wav(_noise(4.0)), "b": _wav(_noise(2.0))})
-    extract_shard(store, tmp_path, job, "all", ExtractorRef("mfcc", ""), keep="all")
-    extract_shard(store, tmp_path, job, "sample", ExtractorRef("mfcc", ""), keep="sample", fraction=0.25, seed=3)
+    extract_shard(store, tmp_path, job, "all", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
+    extract_shard(
+        store, tmp_path, job, "sample", ExtractorRef("mfcc", ""), ExtractSettings(keep="sample", fraction=0.25, seed=3)
+    )
     full = dict(iter_ragged(StoreVersion(store, "ds", "speech-features", "all"), job.shard_id))
     sample = dict(iter_ragged(StoreVersion(store, "ds", "speech-features", "sample"), job.shard_id))
     for key in ("a", "b"):

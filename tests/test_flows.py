@@ -48,7 +48,8 @@ def test_learn_image_codebook_emits_the_event(tmp_path: Path, prefect_harness: N
     from prefect.client.orchestration import get_client
 
     from flows.build_manifests import build_manifests_flow
-    from flows.learn_image_codebook import CODEBOOK_EVENT, learn_image_codebook_flow
+    from flows.learn_image_codebook import learn_image_codebook_flow
+    from flows.plans import CODEBOOK_EVENT
 
     write_coco(tmp_path / "coco", [coco_entry(7, "train", ["A dog."])], speech=False)
     config = parse_config(

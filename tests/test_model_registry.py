@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from flows.config import parse_config
-from flows.extract_speech_features import extractor_ref
-from flows.tokenize_images import tokenizer_ref
+from flows.plans import extractor_ref, tokenizer_ref
 from im2sp_models.asr import asr_names
 from im2sp_models.image_tokenizers import TOKENIZERS, tokenizer_names
 from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig

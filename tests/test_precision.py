@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from flows.config import parse_config
-from flows.extract_speech_features import extractor_ref
-from flows.tokenize_images import tokenizer_ref
+from flows.plans import extractor_ref, tokenizer_ref
 from storage.errors import ConfigError
 
 

@@ -22,9 +22,9 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
 from tasks.models import ExtractorRef
-from tasks.speech_codebook import learn_speech_codebook
-from tasks.speech_features import extract_shard
-from tasks.speech_units import UnitSource, non_finite_reason, unitize_shard
+from tasks.speech_codebook import SpeechCodebookSettings, learn_speech_codebook
+from tasks.speech_features import ExtractSettings, extract_shard
+from tasks.speech_units import UnitCodebook, UnitSource, non_finite_reason, unitize_shard
 from tests.tiny_datasets import coco_entry, write_coco
 
 
@@ -137,12 +137,12 @@ def test_unitize_rejects_absurdly_loud_audio_as_extraction_does(tmp_path: Path, 
     items.append(_wav_item(tmp_path, "loud", tone * 1e20))  # finite samples, features overflow float16
     job = ShardJob("ds", "train-00000", "fp", tuple(items))
     ref = ExtractorRef("mfcc", "")
-    extracted = extract_shard(store, tmp_path, job, "feats", ref, keep="sample", fraction=0.5, seed=1)
+    extracted = extract_shard(store, tmp_path, job, "feats", ref, ExtractSettings(keep="sample", fraction=0.5, seed=1))
     StoreVersion(store, "ds", "speech-features", "feats").ensure_created({"fingerprint": "mfcc-x"})
     StoreVersion(store, "ds", "speech-features", "feats").publish([job.shard_id])
-    codebook = learn_speech_codebook(store, ["ds"], clusters=4, max_frames=60, seed=0, niter=3)
+    codebook = learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=4, max_frames=60, seed=0, niter=3))
     source = UnitSource("feats", "sample", ref)
-    outcome = unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=4)
+    outcome = unitize_shard(store, tmp_path, job, "units", source, UnitCodebook(codebook.codebook_id, 4))
     assert (extracted.stored, extracted.rejected) == (outcome.stored, outcome.rejected) == (3, 1)
     features = StoreVersion(store, "ds", "speech-features", "feats").require_marker(job.shard_id)
     units = StoreVersion(store, "ds", "speech-units", "units").require_marker(job.shard_id)

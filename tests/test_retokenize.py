@@ -49,7 +49,7 @@ def test_dataset_selection_and_cron_are_validated(tmp_path: Path) -> None:
 
 
 def test_serve_builds_a_deployment_per_flow_with_the_trigger_and_schedule(tmp_path: Path) -> None:
-    from flows.learn_image_codebook import CODEBOOK_EVENT
+    from flows.plans import CODEBOOK_EVENT
     from flows.registry import FLOWS
     from flows.serve import build_deployments
 

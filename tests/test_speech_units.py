@@ -17,9 +17,14 @@ from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob
 from tasks.models import ExtractorRef
-from tasks.speech_codebook import current_speech_codebook, learn_speech_codebook, save_speech_codebook
-from tasks.speech_features import extract_shard
-from tasks.speech_units import UnitSource, unitize_shard, units_version_id
+from tasks.speech_codebook import (
+    SpeechCodebookSettings,
+    current_speech_codebook,
+    learn_speech_codebook,
+    save_speech_codebook,
+)
+from tasks.speech_features import ExtractSettings, extract_shard
+from tasks.speech_units import UnitCodebook, UnitSource, unitize_shard, units_version_id
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), max_size=200))
@@ -52,15 +57,15 @@ def _dataset(root: Path, count: int) -> ShardJob:
 def test_codebook_and_units_from_stored_or_recomputed_features(tmp_path: Path, store: Store, keep: str) -> None:
     job = _dataset(tmp_path, 6)
     ref = ExtractorRef("mfcc", "")
-    extract_shard(store, tmp_path, job, "feats", ref, keep=keep, fraction=0.5, seed=1)
+    extract_shard(store, tmp_path, job, "feats", ref, ExtractSettings(keep=keep, fraction=0.5, seed=1))
     StoreVersion(store, "ds", "speech-features", "feats").ensure_created({"fingerprint": "mfcc-x"})
     StoreVersion(store, "ds", "speech-features", "feats").publish([job.shard_id])
-    codebook = learn_speech_codebook(store, ["ds"], clusters=8, max_frames=120, seed=0, niter=5)
+    codebook = learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=8, max_frames=120, seed=0, niter=5))
     assert codebook.sample_frames == 120 and codebook.dim == 39
     found = current_speech_codebook(store)
     assert found is not None and found[0] == codebook.codebook_id and found[1].shape == (8, 39)
     source = UnitSource("feats", keep, ref)
-    outcome = unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=8)
+    outcome = unitize_shard(store, tmp_path, job, "units", source, UnitCodebook(codebook.codebook_id, 8))
     assert (outcome.stored, outcome.rejected) == (6, 1)
     units = read_speech_units(StoreVersion(store, "ds", "speech-units", "units"), job.shard_id)
     full, values, runs = units["u0"]
@@ -69,18 +74,23 @@ def test_codebook_and_units_from_stored_or_recomputed_features(tmp_path: Path, s
     marker = StoreVersion(store, "ds", "speech-units", "units").require_marker(job.shard_id)
     assert marker.extra["layout"] == 2 and marker.extra["frames"] == 6 * 49
     assert utterance_stats(values, runs)[:2] == (49, len(values))
-    assert not unitize_shard(store, tmp_path, job, "units", source, codebook.codebook_id, clusters=8).built
+    assert not unitize_shard(store, tmp_path, job, "units", source, UnitCodebook(codebook.codebook_id, 8)).built
 
 
 def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
     job = _dataset(tmp_path, 4)
-    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), keep="all")
+    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
     version = StoreVersion(store, "ds", "speech-features", "feats")
     version.ensure_created({"fingerprint": "mfcc-x"})
     version.publish([job.shard_id])
-    assert learn_speech_codebook(store, ["ds"], clusters=4, max_frames=50, seed=0, niter=3).sample_frames == 50
+    assert (
+        learn_speech_codebook(
+            store, ["ds"], SpeechCodebookSettings(clusters=4, max_frames=50, seed=0, niter=3)
+        ).sample_frames
+        == 50
+    )
     with pytest.raises(NotEnoughDataError, match="cannot train"):
-        learn_speech_codebook(store, ["ds"], clusters=100, max_frames=50, seed=0)
+        learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=100, max_frames=50, seed=0))
 
 
 def test_import_kmeans_refuses_pickles_unless_trusted(tmp_path: Path) -> None:
@@ -119,13 +129,13 @@ def test_feature_dtype_names_codebooks_and_units(tmp_path: Path, store: Store) -
     single = save_speech_codebook(store, centroids, {"extractor_fingerprint": "e", "feature_dtype": "float32"})
     assert half.codebook_id != single.codebook_id
     job = _dataset(tmp_path, 3)
-    extract_shard(store, tmp_path, job, "feats", ref, keep="all")
+    extract_shard(store, tmp_path, job, "feats", ref, ExtractSettings(keep="all"))
     version = StoreVersion(store, "ds", "speech-features", "feats")
     version.ensure_created({"fingerprint": "mfcc-x"})
     version.publish([job.shard_id])
-    learned = learn_speech_codebook(store, ["ds"], clusters=4, max_frames=100, seed=0, niter=3)
+    learned = learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=4, max_frames=100, seed=0, niter=3))
     found = current_speech_codebook(store)
     assert found is not None and found[0] == learned.codebook_id and found[2]["feature_dtype"] == "float16"
     mislabelled = UnitSource("feats", "all", ref, feature_dtype="float32")
     with pytest.raises(Im2SpError, match="float16"):
-        unitize_shard(store, tmp_path, job, "units", mislabelled, learned.codebook_id, clusters=4)
+        unitize_shard(store, tmp_path, job, "units", mislabelled, UnitCodebook(learned.codebook_id, 4))

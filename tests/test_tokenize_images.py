@@ -16,8 +16,8 @@ from im2sp_models.image_tokenizers.patch_vq import PatchVQ, PatchVQConfig
 from storage.reader import read_units, verify_shard
 from storage.store import Store
 from storage.versions import StoreVersion
-from tasks.image_preview import check_reconstruction
-from tasks.image_units import tokenize_shard
+from tasks.image_preview import StoredUnits, check_reconstruction
+from tasks.image_units import TokenizeSettings, tokenize_shard
 from tasks.jobs import ShardJob
 from tasks.models import TokenizerRef
 
@@ -83,7 +83,7 @@ def test_bad_inputs_are_recorded_and_the_shard_commits(tmp_path: Path, codebook:
     files = _bad_inputs()
     (job,) = _jobs(root, files, 100)
     ref = TokenizerRef("patch-vq", str(codebook), "cpu")
-    outcome = tokenize_shard(store, root, job, "v1", ref, batch_size=3, io_workers=2)
+    outcome = tokenize_shard(store, root, job, "v1", ref, TokenizeSettings(batch_size=3, io_workers=2))
     marker = verify_shard(StoreVersion(store, "ds", "image-units", "v1"), job.shard_id)
     reasons = {r.key: r.reason for r in marker.rejected}
     assert set(marker.keys) == {"ok", "cmyk", "png16", "palette-alpha", "exif-rotated", "one-pixel"}
@@ -136,8 +136,7 @@ def test_rerun_skips_and_a_lost_marker_rebuilds_one_identical_shard(
         for f in store.walk_files(f"{version.prefix}/shards")
     }
     assert data_after == data_before
-    report = check_reconstruction(
-        store, root, "ds", "v1", [j.shard_id for j in jobs], {k: f"{k}.jpg" for k in files}, ref, sample=4
-    )
+    units = StoredUnits("ds", "v1", tuple(j.shard_id for j in jobs), {k: f"{k}.jpg" for k in files})
+    report = check_reconstruction(store, root, units, ref, sample=4)
     assert report is not None and report.items == 4 and 0 < report.psnr_min <= report.psnr_mean
     assert Image.open(io.BytesIO(store.read_bytes(report.preview_key))).size == (256, 4 * 128)

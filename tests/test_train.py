@@ -9,7 +9,7 @@ import pytest
 from storage.kinds import TRAINING_SHARDS
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tasks.train import TrainData, TrainSettings, latest_checkpoint, run_id, train
+from tasks.train import TrainData, TrainSettings, Vocabulary, latest_checkpoint, run_id, train
 from tests.tiny_datasets import coco_entry, tiny_config, write_coco
 
 SETTINGS: dict[str, Any] = dict(
@@ -49,15 +49,15 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_losses(tmp_path: Pa
     assert version is not None
     data = TrainData({"coco": version.version})
     settings = TrainSettings(steps=5, **SETTINGS)
-    sizes: dict[str, Any] = {"image_codebook_size": 16, "speech_units": 4}
+    vocabulary = Vocabulary(image_codebook_size=16, speech_units=4)
     shutil.copytree(tmp_path / "store", tmp_path / "again")
 
-    whole = train(store, data, settings, **sizes)
+    whole = train(store, data, settings, vocabulary)
     assert [row["step"] for row in whole.history] == [1, 2, 3, 4, 5] and whole.resumed_from == 0
     other = Store(str(tmp_path / "again"))
-    cut = train(other, data, settings, stop_after=3, **sizes)  # as if killed after the checkpoint of step 3
+    cut = train(other, data, settings, vocabulary, stop_after=3)  # as if killed after the checkpoint of step 3
     assert cut.step == 3
-    resumed = train(other, data, settings, **sizes)
+    resumed = train(other, data, settings, vocabulary)
     assert resumed.resumed_from == 3 and resumed.step == 5
     for mine, theirs in zip(resumed.history, whole.history, strict=True):
         assert mine["step"] == theirs["step"]
@@ -65,7 +65,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_losses(tmp_path: Pa
     runs = StoreVersion(other, "_shared", "train-runs", run_id(settings, data))
     assert sorted(runs.committed()) == ["step-00000004", "step-00000005"]  # the newest two are kept
     assert latest_checkpoint(runs) == "step-00000005"
-    again = train(other, data, settings, **sizes)
+    again = train(other, data, settings, vocabulary)
     assert (again.resumed_from, again.step) == (5, 5)  # a finished run does nothing more
 
 
