@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from flows.evaluation_config import EvaluationConfig
 from flows.model_config import (
     MODEL_SECTIONS,
     ImageTokenizerChoice,
@@ -30,8 +31,6 @@ from flows.model_config import (
     model_problem,
     registered,
 )
-from im2sp_models.asr import RECOGNIZERS, SpeechRecognizer
-from im2sp_models.vocoders import VOCODERS
 from storage.errors import ConfigError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
 from storage.store import Store, StoreRef
@@ -191,40 +190,6 @@ class TrainingConfig(_Section):
     seed: int = 0
 
 
-class EvaluationConfig(_Section):
-    """evaluate-im2sp: which images, how to decode, which model, which ASR and vocoder.
-
-    ``checkpoint`` null evaluates the newest checkpoint of the run ``training`` describes. ``asr_checkpoint``
-    null with ``asr: faster-whisper`` uses Whisper base from the ``[demo]`` packages when installed.
-    """
-
-    datasets: list[str] | None = None
-    split: str = "test"
-    max_images: int | None = Field(None, ge=1)
-    beams: int = Field(1, ge=1)
-    max_units: int = Field(512, ge=1)
-    checkpoint: Path | None = None
-    asr: str = "faster-whisper"
-    asr_checkpoint: Path | None = None
-    vocoder: str = "unit-hifigan"
-    vocoder_checkpoint: Path | None = None
-
-    @field_validator("asr")
-    @classmethod
-    def _asr_is_registered(cls, name: str) -> str:
-        return registered(RECOGNIZERS, name)
-
-    @field_validator("vocoder")
-    @classmethod
-    def _vocoder_is_registered(cls, name: str) -> str:
-        return registered(VOCODERS, name)
-
-    @property
-    def asr_entry(self) -> type[SpeechRecognizer]:
-        """The ASR's registry entry (its class)."""
-        return RECOGNIZERS.entry(self.asr)
-
-
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
 RESERVED_NAMES = frozenset({"reports"})
 
@@ -291,9 +256,12 @@ def _resolve(document: dict[str, Any], base: Path) -> dict[str, Any]:
         for spec in datasets.values():
             if isinstance(spec, dict) and isinstance(spec.get("root"), str):
                 spec["root"] = str((base / Path(spec["root"]).expanduser()).resolve())
-    for section in ("image_tokenizer", "speech", "training", "evaluation"):
-        part = document.get(section)
-        for key in ("checkpoint", "asr_checkpoint", "vocoder_checkpoint"):
+    evaluation = document.get("evaluation")
+    model = evaluation.get("model") if isinstance(evaluation, dict) else None
+    parts = [document.get(section) for section in ("image_tokenizer", "speech", "training")] + [evaluation]
+    keys = ("checkpoint", "asr_checkpoint", "vocoder_checkpoint")
+    for part, names in [*((part, keys) for part in parts), (model, ("checkpoint", "git_config", "codebook"))]:
+        for key in names:
             if isinstance(part, dict) and isinstance(part.get(key), str):
                 part[key] = str((base / Path(part[key]).expanduser()).resolve())
     return document
@@ -343,6 +311,7 @@ def load_config(path: Path) -> PipelineConfig:
 __all__ = [
     "CocoSpec",
     "ConfigError",
+    "EvaluationConfig",
     "Flickr8kSpec",
     "ImageTokenizerConfig",
     "PipelineConfig",

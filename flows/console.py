@@ -130,16 +130,16 @@ def damage_table(damaged: Iterable[Damage]) -> Table:
 
 
 def evaluation_table(results: Any) -> Table:
-    """The evaluate-im2sp metrics: topline and generated rows per dataset (×100, as the paper reports)."""
+    """The evaluate-im2sp metrics: topline and generated rows per dataset and model (×100, as the paper reports)."""
     from flows.evaluate_im2sp import metric_rows
 
     rows = metric_rows(list(results))
     table = Table(title="evaluate-im2sp (caption metrics ×100)")
-    columns = ("dataset", "system", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE", "unit_error_rate")
-    for column in (*columns, "paper_bleu4_images/units"):
-        table.add_column(column, justify="left" if column in ("dataset", "system") else "right")
+    columns = [column for column in (rows[0] if rows else {}) if column != "note"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("dataset", "model", "system") else "right")
     for row in rows:
-        table.add_row(*(row[c] for c in columns), row["paper_bleu4_images/units"])
+        table.add_row(*(row[c] for c in columns))
     return table
 
 

@@ -1,11 +1,12 @@
 """Flow ``evaluate-im2sp``: generated speech units and the reference-speech topline, scored, as artifacts.
 
-For each dataset's test images: the model (the newest checkpoint of the configured training run, or
-``evaluation.checkpoint``) generates speech units, scored by unit error rate against the reference
-utterances; with a unit vocoder (``evaluation.vocoder_checkpoint``) they become speech, kept as WAVs,
-transcribed and scored like the topline; without one that row says "not configured". The
+For each dataset's test images: the model (``evaluation.model``: an Im2Sp model kind and its checkpoint; by
+default the newest checkpoint of the configured training run) generates speech units, scored by unit error
+rate against the reference utterances; with a unit vocoder (``evaluation.vocoder_checkpoint``) they become
+speech, kept as WAVs, transcribed and scored like the topline; without one that row says "not configured". The
 topline is the reference speech transcribed by the configured ASR, scored against the text captions with
-pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 is shown beside ours for context.
+pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 for the model and dataset is shown
+beside ours with the difference (for our own ``im2sp`` the paper's image-unit model, as context only).
 """
 
 from __future__ import annotations
@@ -14,23 +15,35 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import PipelineConfig
+from flows.evaluation_config import TRAINED_KIND
 from flows.plans import training_plan
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.reader import verified_local_copy
 from storage.versions import StoreVersion, current_version
 from tasks.evaluate import EvalModels, EvalResult, EvalSettings, evaluate_dataset_task
-from tasks.models import AsrRef, VocoderRef, packaged_whisper_ref
+from tasks.models import AsrRef, Im2SpModelRef, VocoderRef, packaged_whisper_ref
 from tasks.train import latest_checkpoint, run_id
 
-#: BLEU-4 reported by the paper (Kim et al., 2023): from images / from image units, for context only.
-PAPER_BLEU4 = {"coco": (25.9, 20.1), "flickr8k": (20.6, 16.7)}
+#: BLEU-4 reported by the paper (Kim et al., 2023, the released models) per model kind and dataset kind.
+PAPER_BLEU4 = {
+    ("official-im2sp", "coco"): 25.9,
+    ("official-im2sp", "flickr8k"): 20.6,
+    ("official-im2sp-unit", "coco"): 20.1,
+    ("official-im2sp-unit", "flickr8k"): 16.7,
+}
+#: Kinds without a figure of their own, shown beside the paper's model of the same input, as context.
+PAPER_CONTEXT = {TRAINED_KIND: "official-im2sp-unit"}
 METRIC_COLUMNS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE")
+#: The official kinds' scripts generate 16 images per call; ours, 8.
+BATCH_SIZES = {TRAINED_KIND: 8}
+OFFICIAL_BATCH = 16
 
 
 def _model_folder(config: PipelineConfig) -> str:
-    if config.evaluation.checkpoint is not None:
-        return str(config.evaluation.checkpoint)
+    """The im2sp checkpoint to evaluate: the configured one, else the training run's newest (verified copy)."""
+    if config.evaluation.model.checkpoint is not None:
+        return str(config.evaluation.model.checkpoint)
     store = config.store.open()
     data, settings, _ = training_plan(config)
     run = StoreVersion(store, SHARED, TRAIN_RUNS, run_id(settings, data))
@@ -38,6 +51,26 @@ def _model_folder(config: PipelineConfig) -> str:
     if latest is None:
         raise Im2SpError(f"training run {run.version} has no checkpoint yet: run train-im2sp first")
     return str(verified_local_copy(run, latest))  # evaluate only a checkpoint that matches its marker
+
+
+def _model_ref(config: PipelineConfig) -> Im2SpModelRef:
+    """The configured Im2Sp model kind as a loadable reference (im2sp without a checkpoint: the newest trained)."""
+    model = config.evaluation.model
+    checkpoint = _model_folder(config) if model.kind == TRAINED_KIND else str(model.checkpoint)
+    return Im2SpModelRef(model.kind, checkpoint, config.device, model.settings())
+
+
+def _settings(config: PipelineConfig) -> EvalSettings:
+    """Generation settings: ``beams``/``max_units`` only where set in the config (else the kind's defaults)."""
+    section = config.evaluation
+    given = section.model_fields_set
+    return EvalSettings(
+        section.split,
+        section.max_images,
+        section.beams if "beams" in given else None,
+        section.max_units if "max_units" in given else None,
+        BATCH_SIZES.get(section.model.kind, OFFICIAL_BATCH),
+    )
 
 
 def _asr(config: PipelineConfig) -> AsrRef | None:
@@ -51,31 +84,46 @@ def _cell(value: float | None) -> str:
     return "skipped" if value is None else f"{100 * value:.1f}"
 
 
+def _paper(result: EvalResult) -> tuple[str, str]:
+    """The paper's BLEU-4 for the result's model and dataset, and ours less it (marked when only context)."""
+    kind = PAPER_CONTEXT.get(result.model, result.model)
+    paper = PAPER_BLEU4.get((kind, result.dataset_kind or result.dataset))
+    if paper is None:
+        return "-", "-"
+    mark = "" if kind == result.model else f" (context: the paper's {kind})"
+    ours = (result.generated or {}).get("Bleu_4")
+    difference = "-" if ours is None else f"{100 * ours - paper:+.1f}"
+    return f"{paper}{mark}", difference + (" (context)" if mark and ours is not None else "")
+
+
 def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
-    """The metrics table: topline and generated-speech rows per dataset, the paper's BLEU-4 beside."""
+    """The metrics table: topline and generated-speech rows per dataset and model, the paper's BLEU-4 beside."""
     rows = []
     for result in results:
-        paper = PAPER_BLEU4.get(result.dataset)
-        context = f"{paper[0]} / {paper[1]}" if paper else "-"
         topline = result.topline or {}
         rows.append(
             {
                 "dataset": result.dataset,
+                "model": result.model,
                 "system": "reference speech → ASR (topline)",
                 **{m: (_cell(topline.get(m)) if result.topline else "not configured") for m in METRIC_COLUMNS},
                 "unit_error_rate": "-",
-                "paper_bleu4_images/units": context,
+                "paper_bleu4": "-",
+                "bleu4_vs_paper": "-",
                 "note": result.topline_note,
             }
         )
         generated = result.generated or {}
+        paper, difference = _paper(result)
         rows.append(
             {
                 "dataset": result.dataset,
+                "model": result.model,
                 "system": "generated units → vocoder → ASR",
                 **{m: (_cell(generated.get(m)) if result.generated else "not configured") for m in METRIC_COLUMNS},
                 "unit_error_rate": f"{result.unit_error_rate:.3f}",
-                "paper_bleu4_images/units": context,
+                "paper_bleu4": paper,
+                "bleu4_vs_paper": difference,
                 "note": (
                     f"{result.images} images; {result.generated_length:.0f} units generated on average vs "
                     f"{result.reference_length:.0f} in the references; {result.generated_note}"
@@ -92,21 +140,22 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     section = config.evaluation
     store_ref = config.store.ref()
     store = store_ref.open()
-    folder = _model_folder(config)
+    model = _model_ref(config)
     asr = _asr(config)
     vocoder = (
         VocoderRef(section.vocoder, str(section.vocoder_checkpoint), config.device)
         if section.vocoder_checkpoint is not None
         else None
     )
-    models = EvalModels(folder, asr, vocoder)
-    settings = EvalSettings(section.split, section.max_images, section.beams, section.max_units)
+    models = EvalModels(model, asr, vocoder)
+    settings = _settings(config)
     results = []
     for dataset, spec in config.selected(section.datasets).items():
         shards = current_version(store, dataset, TRAINING_SHARDS)
         if shards is None:
             raise Im2SpError(f"dataset {dataset!r} has no training shards: run build-training-shards first")
         result = evaluate_dataset_task(store_ref, str(spec.root), dataset, shards.version, models, settings)
+        result.dataset_kind = spec.kind
         logger.info(
             "%s: %d test images, unit error rate %.3f, topline BLEU-4 %s",
             dataset,
@@ -117,7 +166,8 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
         results.append(result)
     rows = metric_rows(results)
     create_table_artifact(key="evaluate-im2sp-metrics", table=rows, description="Caption and unit metrics")
-    lines = [f"# evaluate-im2sp\n\nModel: `{folder}`; ASR: `{asr.checkpoint if asr else 'not configured'}`.\n"]
+    recognizer = asr.checkpoint if asr else "not configured"
+    lines = [f"# evaluate-im2sp\n\nModel: {model.name} `{model.checkpoint}`; ASR: `{recognizer}`.\n"]
     for result in results:
         lines.append(
             f"## {result.dataset}\n\n| image | references | reference speech (ASR) | generated speech (ASR) | units |"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from im2sp_models.im2sp_kinds import IM2SP_MODELS
 from im2sp_models.image_tokenizers import TOKENIZERS, ImageTokenizer
 from im2sp_models.registry import ModelSettings, Registry, option_names
 from im2sp_models.speech_features import EXTRACTORS, FeatureExtractor
@@ -36,7 +37,9 @@ class ImageTokenizerConfig(_Section):
     ``checkpoint`` is a local file or folder; for a tokenizer that learns its codebook (``patch-vq``) it may
     be left out, and the codebook that learn-image-codebook published in the store is used.
     ``codebook_size``, ``sample_images``, ``seed`` and ``niter`` drive learn-image-codebook; ``batch_size``
-    images are decoded and encoded at once; ``codec`` compresses the stored units.
+    images are decoded and encoded at once; ``codec`` compresses the stored units. ``image_preprocess``
+    decodes image files for tokenize-images: ``ours`` (EXIF orientation applied, alpha composited onto white)
+    or ``official`` (the paper's ``convert("RGB")``: for exact parity with their tokenization).
     """
 
     name: str = "patch-vq"
@@ -50,6 +53,8 @@ class ImageTokenizerConfig(_Section):
     # Measured by benchmarks/bench_unit_bits.py: byte-shuffle wins on skewed streams (the real ones).
     codec: Literal["blosc-zstd-shuffle", "blosc-zstd-bitshuffle", "ans", "auto", "none"] = "blosc-zstd-shuffle"
     reconstruction_sample: int = Field(8, ge=0)
+    # How image files become pixels (im2sp_models/image_preprocess.py); official: the paper's code, exactly.
+    image_preprocess: Literal["ours", "official"] = "ours"
 
     @property
     def entry(self) -> type[ImageTokenizer]:
@@ -129,6 +134,22 @@ def registered(registry: Registry[Any], name: str) -> str:
     return name
 
 
+#: Model sections nested inside another section: path → (the key naming the entry, its registry).
+NESTED_MODEL_SECTIONS: dict[tuple[str, ...], tuple[str, Registry[Any]]] = {
+    ("evaluation", "model"): ("kind", IM2SP_MODELS),
+}
+
+
+def _model_section(location: list[Any]) -> tuple[int, Registry[Any]] | None:
+    """How many leading parts of ``location`` name a model section, and its registry (None: not one)."""
+    if location and str(location[0]) in MODEL_SECTIONS:
+        return 1, MODEL_SECTIONS[str(location[0])][1]
+    for path, (_, registry) in NESTED_MODEL_SECTIONS.items():
+        if tuple(str(part) for part in location[: len(path)]) == path:
+            return len(path), registry
+    return None
+
+
 def model_problem(location: list[Any], message: str, kind: str) -> tuple[list[Any], str]:
     """A validation problem as users should read it: the union's tag dropped from its location and said in words.
 
@@ -137,11 +158,13 @@ def model_problem(location: list[Any], message: str, kind: str) -> tuple[list[An
         message: Pydantic's ``msg``.
         kind: Pydantic's error ``type`` (``extra_forbidden`` for an unknown key).
     """
-    section = MODEL_SECTIONS.get(str(location[0])) if location else None
-    if section is None or len(location) < 2 or location[1] not in section[1].names():
+    found = _model_section(location)
+    if found is None or len(location) <= found[0] or location[found[0]] not in found[1].names():
         return location, message
-    entry = section[1].entry(str(location[1]))
-    location = [location[0], *location[2:]]
+    depth, registry = found
+    entry = registry.entry(str(location[depth]))
+    section = ".".join(str(part) for part in location[:depth])
+    location = [*location[:depth], *location[depth + 1 :]]
     if kind == "extra_forbidden":
-        return location, f"neither a {location[0]} key nor an option of {entry.name} ({option_names(entry.Settings)})"
+        return location, f"neither a key of {section} nor an option of {entry.name} ({option_names(entry.Settings)})"
     return location, message if entry.name in message else f"{message} ({entry.name})"

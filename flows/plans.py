@@ -43,6 +43,17 @@ def tokenizer_ref(config: PipelineConfig, store: Store) -> TokenizerRef:
     return TokenizerRef(section.name, str(checkpoint or ""), config.device, section.settings())
 
 
+def image_units_version_id(config: PipelineConfig, tokenizer_fingerprint: str) -> str:
+    """Version id of image units: the tokenizer's fingerprint, plus the image preprocessing when not ``ours``.
+
+    ``ours`` leaves the id as it always was, so every existing store keeps its version.
+    """
+    preprocess = config.image_tokenizer.image_preprocess
+    if preprocess == "ours":
+        return tokenizer_fingerprint
+    return fingerprint({"tokenizer": tokenizer_fingerprint, "image_preprocess": preprocess})
+
+
 def extractor_ref(config: PipelineConfig) -> ExtractorRef:
     """The configured extractor as a loadable reference."""
     speech = config.speech

@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.config import PipelineConfig
-from flows.plans import speech_units_plan, tokenizer_ref
+from flows.plans import image_units_version_id, speech_units_plan, tokenizer_ref
 from flows.tokenize_images import tokenize_images_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
@@ -65,7 +65,7 @@ def _images(config: PipelineConfig, store: Store, codebook_id: str | None) -> Ki
     current = current_codebook(store)
     if codebook_id and current is not None and current[0] != codebook_id:
         outcome.note = f"the event named codebook {codebook_id}; {current[0]} is current and was used"
-    outcome.expected_version = tokenizer_for(ref).fingerprint
+    outcome.expected_version = image_units_version_id(config, tokenizer_for(ref).fingerprint)
     return _rebuild_stale(config, store, outcome, IMAGE_UNITS, tokenize_images_flow)
 
 

@@ -19,7 +19,7 @@ from prefect.artifacts import (
 )
 
 from flows.config import PipelineConfig
-from flows.plans import tokenizer_ref
+from flows.plans import image_units_version_id, tokenizer_ref
 from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.kinds import IMAGE_UNITS
@@ -47,18 +47,20 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
     section = config.image_tokenizer
     ref = tokenizer_ref(config, store)
     tokenizer = tokenizer_for(ref)
-    settings = TokenizeSettings(section.batch_size, config.sharding.io_workers, section.codec)
+    settings = TokenizeSettings(section.batch_size, config.sharding.io_workers, section.codec, section.image_preprocess)
+    version_id = image_units_version_id(config, tokenizer.fingerprint)
     results = []
     with shard_runner(config, uses_device=True) as runner:
         for dataset, spec in config.selected(datasets).items():
             manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
-            version = StoreVersion(store, dataset, IMAGE_UNITS, tokenizer.fingerprint)
+            version = StoreVersion(store, dataset, IMAGE_UNITS, version_id)
             version.ensure_created(
                 {
                     "tokenizer": ref.name,
                     "fingerprint": tokenizer.fingerprint,
                     "codebook_size": tokenizer.codebook_size,
                     "manifests": manifest_version,
+                    **({} if version_id == tokenizer.fingerprint else {"image_preprocess": section.image_preprocess}),
                 }
             )
             progress = create_progress_artifact(
@@ -81,7 +83,9 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
             report = None
             if section.reconstruction_sample:
                 units = StoredUnits(dataset, version.version, tuple(job.shard_id for job in jobs), paths)
-                report = check_reconstruction_task(store_ref, str(spec.root), units, ref, section.reconstruction_sample)
+                report = check_reconstruction_task(
+                    store_ref, str(spec.root), units, ref, section.reconstruction_sample, section.image_preprocess
+                )
             result = DatasetUnits(**vars(summary), reconstruction=report)
             logger.info(
                 "%s: %d stored, %d rejected, %d shards built, %d skipped → %s",

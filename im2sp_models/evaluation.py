@@ -23,6 +23,9 @@ from im2sp_models.caption_metrics import CaptionScores, score_captions, unit_err
 from im2sp_models.errors import ItemRejected
 from im2sp_models.unit_git import BOS_ID, EOS_ID, PAD_ID, ids_to_speech_units
 
+#: Fewest samples the ASR hears (0.1 s at 16 kHz): shorter speech is padded with silence.
+_MIN_HEARD = 1600
+
 
 @dataclass(frozen=True)
 class UnitScores:
@@ -119,7 +122,8 @@ def speak_and_transcribe(
 ) -> dict[str, str]:
     """Turn each image's units into speech (16-bit WAV, handed to ``keep``) and transcribe it.
 
-    Empty speech is heard as 0.1 s of silence, so the ASR still gives a (likely empty) transcript.
+    Empty speech is heard as 0.1 s of silence, and shorter speech is padded with silence to 0.1 s (wav2vec2's
+    convolutions refuse fewer than 400 samples), so the ASR still gives a (likely empty) transcript.
     """
     spoken = {}
     for image_id, sequence in units.items():
@@ -127,7 +131,8 @@ def speak_and_transcribe(
         waveform = synthesizer.synthesize(sequence, deduplicated=True)
         soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
         keep(image_id, buffer.getvalue())
-        audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(1600, np.float32)
+        audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(0, np.float32)
+        audible = np.pad(audible, (0, max(0, _MIN_HEARD - audible.size)))
         spoken[image_id] = recognizer.transcribe([audible])[0]
     return spoken
 

@@ -1,7 +1,9 @@
-"""Evaluating the unit GiT on one dataset's test images: the store's side (images, captions, WAVs) of evaluation.
+"""Evaluating an Im2Sp model on one dataset's test images: the store's side (images, captions, WAVs) of evaluation.
 
-Per test image (from the training shards of the test split, so exactly the stored image units) the model
-generates speech units and they are scored (:mod:`im2sp_models.evaluation`). Turning units into speech needs a
+The test images are those of the training shards' test split. The model is an Im2Sp model kind
+(:mod:`im2sp_models.im2sp_kinds`), fed what it reads (:mod:`tasks.eval_inputs`: the stored image-unit grids,
+or the image files); per image it generates speech units, scored against the reference utterances' units
+(:mod:`im2sp_models.evaluation`). Turning units into speech needs a
 unit vocoder (``unit-hifigan``): its WAVs are kept under ``reports/evaluate-im2sp/`` in the store, transcribed
 and scored like the topline; without one that row is reported as not configured. The topline transcribes each
 image's first reference utterance with the configured ASR and scores the transcripts against all the image's
@@ -10,8 +12,6 @@ text captions.
 
 from __future__ import annotations
 
-import io
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,40 +20,39 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from im2sp_models.evaluation import examples, generate, generate_all, score_generated_speech, score_units, topline
-from im2sp_models.unit_git import load_model
+from im2sp_models.evaluation import examples, generate, score_generated_speech, score_units, topline
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
-from storage.reader import iter_webdataset
 from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
-from tasks.models import AsrRef, VocoderRef, asr_for, vocoder_for
+from tasks.eval_inputs import generate_units, model_inputs, split_images
+from tasks.models import AsrRef, Im2SpModelRef, VocoderRef, asr_for, im2sp_model_for, vocoder_for
 
 __all__ = ["EvalModels", "EvalResult", "EvalSettings", "evaluate_dataset", "evaluate_dataset_task", "generate"]
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How to generate and what to score."""
+    """How to generate and what to score (``beams``, ``max_units`` None: the model kind's own)."""
 
     split: str = "test"
     max_images: int | None = None
-    beams: int = 1
-    max_units: int = 512
+    beams: int | None = None
+    max_units: int | None = None
     batch_size: int = 8
 
 
 @dataclass(frozen=True)
 class EvalModels:
-    """The models evaluation runs: the trained model's folder, the ASR and the unit vocoder (None: not configured).
+    """The models evaluation runs: the Im2Sp model, the ASR and the unit vocoder (None: not configured).
 
     Attributes:
-        model_folder: A local folder holding the trained unit GiT checkpoint.
+        model: The Im2Sp model kind and its local checkpoint.
         asr: The speech recognizer that transcribes reference and generated speech.
         vocoder: The unit vocoder that turns generated units into speech.
     """
 
-    model_folder: str
+    model: Im2SpModelRef
     asr: AsrRef | None = None
     vocoder: VocoderRef | None = None
 
@@ -63,6 +62,7 @@ class EvalResult:
     """Scores of one dataset (small: returned by the task)."""
 
     dataset: str
+    model: str
     images: int
     unit_error_rate: float
     generated_length: float
@@ -73,35 +73,26 @@ class EvalResult:
     generated: dict[str, float | None] | None = None
     generated_note: str = "not configured: no unit vocoder checkpoint (evaluation.vocoder_checkpoint)"
     wavs: str = ""
-
-
-def _test_images(store: Store, dataset: str, version_id: str, split: str) -> dict[str, dict[str, Any]]:
-    version = StoreVersion(store, dataset, TRAINING_SHARDS, version_id)
-    images: dict[str, dict[str, Any]] = {}
-    for shard in sorted(s for s in version.committed() if s.split("-")[0] == split):
-        for key, fields in iter_webdataset(version, shard):
-            meta = json.loads(fields["json"])
-            grid = np.load(io.BytesIO(fields["image.npy"]))
-            entry = images.setdefault(meta["image_id"], {"grid": grid, "refs": []})
-            entry["refs"].append((key, np.load(io.BytesIO(fields["units.npy"]))))
-    return dict(sorted(images.items()))
+    #: The dataset's source kind (``coco``, ``flickr8k``): which of the paper's figures applies.
+    dataset_kind: str = ""
 
 
 def evaluate_dataset(
     store: Store, root: Path, dataset: str, training_version: str, models: EvalModels, settings: EvalSettings
 ) -> EvalResult:
     """Generate for the dataset's test images and score units; transcribe the reference speech for the topline."""
-    model = load_model(Path(models.model_folder))
+    model = im2sp_model_for(models.model)
     asr, vocoder = models.asr, models.vocoder
-    images = _test_images(store, dataset, training_version, settings.split)
-    chosen = list(images)[: settings.max_images] if settings.max_images else list(images)
-    grids = {i: images[i]["grid"] for i in chosen}
-    generated = generate_all(
-        model, grids, beams=settings.beams, max_units=settings.max_units, batch_size=settings.batch_size
-    )
-    units = score_units(generated, {i: [u for _, u in images[i]["refs"]] for i in chosen})
+    images = split_images(store, dataset, training_version, settings.split)
+    listed = list(images)[: settings.max_images] if settings.max_images else list(images)
     manifests_id = StoreVersion(store, dataset, TRAINING_SHARDS, training_version).info()["produced_by"]["manifests"]
     manifests = StoreVersion(store, dataset, MANIFESTS, manifests_id)
+    inputs, unreadable = model_inputs(model, {i: images[i]["grid"] for i in listed}, manifests, root)
+    chosen = list(inputs)
+    generated = generate_units(
+        model, inputs, beams=settings.beams, max_units=settings.max_units, batch_size=settings.batch_size
+    )
+    units = score_units(generated, {i: [u for _, u in images[i]["refs"]] for i in chosen})
     captions: dict[str, list[str]] = defaultdict(list)
     for row in ok_rows(manifests, "captions", ["image_id", "text"]).values():
         captions[str(row["image_id"])].append(str(row["text"]))
@@ -110,8 +101,11 @@ def evaluate_dataset(
     scores, note, transcripts = _topline(manifests, root, captions, keys, asr)
     speech = {i: generated[i] for i in scorable}
     generated_scores, generated_note, spoken, wavs = _generated_speech(store, dataset, captions, speech, asr, vocoder)
+    if unreadable:
+        generated_note += f"; {len(unreadable)} test images unreadable now, not evaluated ({unreadable[0]})"
     return EvalResult(
         dataset,
+        models.model.name,
         len(chosen),
         units.unit_error_rate,
         units.generated_length,

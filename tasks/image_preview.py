@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from prefect import task
 
-from im2sp_models.image_preprocess import decode_image, to_uint8_image
+from im2sp_models.image_preprocess import IMAGE_PREPROCESS, to_uint8_image
 from storage.kinds import IMAGE_UNITS
 from storage.reader import read_units
 from storage.store import Store, StoreRef
@@ -62,9 +62,11 @@ class StoredUnits:
 
 
 def check_reconstruction(
-    store: Store, root: Path, units: StoredUnits, ref: TokenizerRef, *, sample: int = 8
+    store: Store, root: Path, units: StoredUnits, ref: TokenizerRef, *, sample: int = 8, preprocess: str = "ours"
 ) -> ReconstructionReport | None:
     """Decode the first ``sample`` stored items (a fixed sample) and compare them with their sources.
+
+    The sources are decoded as tokenize-images decoded them (``preprocess``: a key of ``IMAGE_PREPROCESS``).
 
     Returns None when the tokenizer cannot decode or nothing was stored.
     """
@@ -84,7 +86,8 @@ def check_reconstruction(
             break
     if not keys:
         return None
-    originals = np.stack([decode_image((root / paths[key]).read_bytes()) for key in keys])
+    decode = IMAGE_PREPROCESS[preprocess]
+    originals = np.stack([decode((root / paths[key]).read_bytes()) for key in keys])
     decoded = tokenizer.decode(np.concatenate(grids))
     scores = [psnr(a, b) for a, b in zip(originals, decoded, strict=True)]
     preview = Image.new("RGB", (2 * THUMB, THUMB * len(keys)), "white")
@@ -132,7 +135,7 @@ def inline_preview_uri(png: bytes, limit: int = INLINE_PREVIEW_BYTES) -> str:
 
 @task(name="check-reconstruction", task_run_name="reconstruct-{units.dataset}")
 def check_reconstruction_task(
-    store: StoreRef, root: str, units: StoredUnits, ref: TokenizerRef, sample: int
+    store: StoreRef, root: str, units: StoredUnits, ref: TokenizerRef, sample: int, preprocess: str = "ours"
 ) -> ReconstructionReport | None:
     """Prefect task around :func:`check_reconstruction`."""
-    return check_reconstruction(store.open(), Path(root), units, ref, sample=sample)
+    return check_reconstruction(store.open(), Path(root), units, ref, sample=sample, preprocess=preprocess)

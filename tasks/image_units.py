@@ -11,7 +11,7 @@ import numpy as np
 from prefect import task
 
 from im2sp_models.errors import ItemRejected
-from im2sp_models.image_preprocess import decode_image
+from im2sp_models.image_preprocess import IMAGE_PREPROCESS
 from storage.kinds import IMAGE_UNITS
 from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
@@ -21,13 +21,13 @@ from tasks.models import TokenizerRef, tokenizer_for
 from tasks.prefetch import loaded_batches
 
 
-def _load(root: Path, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str]:
+def _load(root: Path, preprocess: str, item: tuple[str, str, str]) -> tuple[str, np.ndarray | str]:
     key = item[0]
     data = read_verified(root, item)
     if isinstance(data, str):
         return key, data
     try:
-        return key, decode_image(data)
+        return key, IMAGE_PREPROCESS[preprocess](data)
     except ItemRejected as verdict:
         return key, str(verdict)
 
@@ -40,11 +40,13 @@ class TokenizeSettings:
         batch_size: Images decoded and encoded at once.
         io_workers: Threads that read and decode images.
         codec: How the stored units are compressed (``storage/zarr_writers.py``).
+        image_preprocess: How image files become pixels (a key of ``IMAGE_PREPROCESS``).
     """
 
     batch_size: int = 32
     io_workers: int = 4
     codec: str = "blosc-zstd-shuffle"
+    image_preprocess: str = "ours"
 
 
 def tokenize_shard(
@@ -81,7 +83,7 @@ def tokenize_shard(
             ) as writer,
             ThreadPoolExecutor(max_workers=settings.io_workers) as pool,
         ):
-            load = partial(_load, root)
+            load = partial(_load, root, settings.image_preprocess)
             for batch in loaded_batches(pool, load, job.items, settings.batch_size, writer.reject):
                 units = tokenizer.encode(np.stack([image for _, image in batch]))
                 for (key, _), grid in zip(batch, units, strict=True):

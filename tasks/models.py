@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from im2sp_models.asr import RECOGNIZERS, SpeechRecognizer
+from im2sp_models.im2sp_kinds import IM2SP_MODELS, Im2SpModel
 from im2sp_models.image_tokenizers import TOKENIZERS, ImageTokenizer
 from im2sp_models.registry import ModelSettings, Registry
 from im2sp_models.speech_features import EXTRACTORS, FeatureExtractor
@@ -80,6 +81,12 @@ class VocoderRef(ModelRef):
     registry = VOCODERS
 
 
+class Im2SpModelRef(ModelRef):
+    """Reference to an Im2Sp model kind (``im2sp``, ``official-im2sp``, …) and its checkpoint."""
+
+    registry = IM2SP_MODELS
+
+
 _LOADED: dict[tuple[str, str, str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
@@ -110,6 +117,11 @@ def asr_for(ref: AsrRef) -> SpeechRecognizer:
 def vocoder_for(ref: VocoderRef) -> Vocoder:
     """Return the vocoder of a reference, loading it at most once per process."""
     return _load_once(ref, lambda: VOCODERS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
+
+
+def im2sp_model_for(ref: Im2SpModelRef) -> Im2SpModel:
+    """Return the Im2Sp model of a reference, loading it at most once per process."""
+    return _load_once(ref, lambda: IM2SP_MODELS.load(ref.name, ref.path, device=ref.device, settings=ref.options))
 
 
 def packaged_whisper_ref(device: str = "auto") -> AsrRef | None:

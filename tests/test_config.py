@@ -57,16 +57,16 @@ runner: {kind: dask, address: "tcp://127.0.0.1:8786"}
         ("datasets: {c: {kind: coco, root: x}}\nimage_tokenizer: {name: vit-vqgan}", "checkpoint is required"),
         (
             "datasets: {c: {kind: coco, root: x}}\nimage_tokenizer: {name: vit-vqgan, checkpoint: v, levels: 3}",
-            "image_tokenizer.levels: neither a image_tokenizer key nor an option of vit-vqgan (precision, trust_pickle",
+            "image_tokenizer.levels: neither a key of image_tokenizer nor an option of vit-vqgan (precision",
         ),
         (
             "datasets: {c: {kind: coco, root: x}}\nimage_tokenizer: {trust_pickle: true}",
-            "image_tokenizer.trust_pickle: neither a image_tokenizer key nor an option of patch-vq (precision)",
+            "image_tokenizer.trust_pickle: neither a key of image_tokenizer nor an option of patch-vq (precision)",
         ),
         ("datasets: {c: {kind: coco, root: x}}\nimage_tokenizer: {name: vqgan}", "unknown image tokenizer 'vqgan'"),
         (
             "datasets: {c: {kind: coco, root: x}}\nspeech: {layer: 9}",
-            "speech.layer: neither a speech key nor an option",
+            "speech.layer: neither a key of speech nor an option",
         ),
         ("datasets: {c: {kind: coco, root: x}}\nspeech: {features: hubert}", "speech.checkpoint is required"),
         ("datasets: {c: {kind: coco, root: x}}\nspeech: {features: wavlm}", "unknown speech feature extractor 'wavlm'"),

@@ -140,3 +140,24 @@ def test_rerun_skips_and_a_lost_marker_rebuilds_one_identical_shard(
     report = check_reconstruction(store, root, units, ref, sample=4)
     assert report is not None and report.items == 4 and 0 < report.psnr_min <= report.psnr_mean
     assert Image.open(io.BytesIO(store.read_bytes(report.preview_key))).size == (256, 4 * 128)
+
+
+def test_image_preprocess_official_keeps_exif_as_stored_and_only_it_changes_the_version(
+    tmp_path: Path, codebook: Path, store: Store
+) -> None:
+    from flows.plans import image_units_version_id
+    from tests.tiny_datasets import tiny_config
+
+    rotated = {"exif-rotated": _bad_inputs()["exif-rotated"]}
+    ref = TokenizerRef("patch-vq", str(codebook), "cpu")
+    grids = {}
+    for preprocess in ("ours", "official"):
+        (job,) = _jobs(tmp_path, rotated, 1)
+        tokenize_shard(store, tmp_path, job, preprocess, ref, TokenizeSettings(image_preprocess=preprocess))
+        grids[preprocess] = read_units(StoreVersion(store, "ds", "image-units", preprocess), job.shard_id)[1]
+    assert not np.array_equal(grids["ours"], grids["official"])  # ours turns the photo upright; theirs does not
+
+    ours, official = (tiny_config(tmp_path, {"image_tokenizer": {"image_preprocess": p}}) for p in ("ours", "official"))
+    assert tiny_config(tmp_path).image_tokenizer.image_preprocess == "ours"
+    assert image_units_version_id(ours, "f" * 16) == "f" * 16  # every existing store keeps its version id
+    assert image_units_version_id(official, "f" * 16) not in ("f" * 16, image_units_version_id(ours, "f" * 16))
