@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.config import PipelineConfig
 from flows.evaluation_config import TRAINED_KIND
 from flows.plans import training_plan
+from im2sp_models.vocoders import VOCODERS
 from storage.errors import Im2SpError
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.reader import verified_local_copy
@@ -75,9 +76,16 @@ def _settings(config: PipelineConfig) -> EvalSettings:
 
 def _asr(config: PipelineConfig) -> AsrRef | None:
     section = config.evaluation
-    if section.asr_checkpoint is not None:
-        return AsrRef(section.asr, str(section.asr_checkpoint), config.device)
+    if section.asr_checkpoint is not None or not section.asr_entry.needs_checkpoint:
+        return AsrRef(section.asr, str(section.asr_checkpoint or ""), config.device)
     return packaged_whisper_ref(config.device) if section.asr == "faster-whisper" else None  # the demo's ASR
+
+
+def _vocoder(config: PipelineConfig) -> VocoderRef | None:
+    section = config.evaluation
+    if section.vocoder_checkpoint is None and VOCODERS.entry(section.vocoder).needs_checkpoint:
+        return None
+    return VocoderRef(section.vocoder, str(section.vocoder_checkpoint or ""), config.device)
 
 
 def _cell(value: float | None) -> str:
@@ -142,11 +150,7 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     store = store_ref.open()
     model = _model_ref(config)
     asr = _asr(config)
-    vocoder = (
-        VocoderRef(section.vocoder, str(section.vocoder_checkpoint), config.device)
-        if section.vocoder_checkpoint is not None
-        else None
-    )
+    vocoder = _vocoder(config)
     models = EvalModels(model, asr, vocoder)
     settings = _settings(config)
     results = []
