@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -39,8 +40,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes to a ``(3, size, size)`` float32 array in [0, 1].
+def _rgb(data: bytes, max_pixels: int, to_rgb_image: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """Open image bytes within the size limits, decode them fully and turn them into RGB with ``to_rgb_image``.
 
     Raises:
         ItemRejected: For empty, unreadable, truncated, oversized or degenerate images (reason in message).
@@ -57,8 +58,7 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_P
             if width < 1 or height < 1:
                 raise ItemRejected(f"degenerate image: {width}×{height}")
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            rgb = to_rgb(upright)
+            return to_rgb_image(image)
     except ItemRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -66,8 +66,20 @@ def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_P
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         message = re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(error))  # no object reprs: stable reasons
         raise ItemRejected(f"undecodable image: {message}") from error
+
+
+def _resized(rgb: Image.Image, size: int) -> np.ndarray:
     resized = rgb.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def decode_image(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes to a ``(3, size, size)`` float32 array in [0, 1] (EXIF orientation applied).
+
+    Raises:
+        ItemRejected: For empty, unreadable, truncated, oversized or degenerate images (reason in message).
+    """
+    return _resized(_rgb(data, max_pixels, lambda image: to_rgb(ImageOps.exif_transpose(image))), size)
 
 
 def to_uint8_image(pixels: np.ndarray) -> Image.Image:
@@ -87,27 +99,7 @@ def decode_image_official(data: bytes, *, size: int = IMAGE_SIZE, max_pixels: in
     Raises:
         ItemRejected: For empty, unreadable, truncated, oversized or degenerate images (reason in message).
     """
-    if not data:
-        raise ItemRejected("empty file: 0 bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ItemRejected(f"image too large: header declares {width}×{height} (limit {max_pixels} pixels)")
-            if width < 1 or height < 1:
-                raise ItemRejected(f"degenerate image: {width}×{height}")
-            rgb = image.convert("RGB")
-    except ItemRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ItemRejected(f"image too large: {error}") from error
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        message = re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(error))
-        raise ItemRejected(f"undecodable image: {message}") from error
-    resized = rgb.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return _resized(_rgb(data, max_pixels, lambda image: image.convert("RGB")), size)
 
 
 #: ``image_preprocess`` choices → decoder; ``ours`` is the default (see the module docstring).
