@@ -56,6 +56,24 @@ class OfficialIm2SpSettings(ModelSettings):
     postprocess: Postprocess = "clean"
 
 
+def generate_units(
+    model: Any, inputs: Any, settings: OfficialIm2SpSettings, units: int, *, beams: int | None, max_units: int | None
+) -> list[list[int]]:
+    """Their ``generate`` call on a batch of model inputs, rows mapped back to KM200 units (both kinds share it).
+
+    Args:
+        model: The GiT.
+        inputs: Pixels or image-unit vectors, on the model's device.
+        settings: The kind's options (beams, ``max_length``, post-processing).
+        units: K.
+        beams: Beam size (None: the settings').
+        max_units: Most units per image (None: the settings' ``max_length`` less BOS and EOS).
+    """
+    max_length = settings.max_length if max_units is None else max_units + 2
+    rows = generate_rows(model, inputs, beams=beams or settings.beams, max_length=max_length)
+    return tokens_to_units(rows, units, settings.postprocess)
+
+
 def config_checksum(folder: Path) -> str:
     """sha256 over the config files that shape the model and its inputs (those present)."""
     files = [folder / name for name in ("config.json", "preprocessor_config.json") if (folder / name).is_file()]
@@ -115,9 +133,7 @@ class OfficialIm2Sp:
         import torch
 
         pixels = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)).to(self.device)
-        max_length = self.settings.max_length if max_units is None else max_units + 2
-        rows = generate_rows(self.model, pixels, beams=beams or self.settings.beams, max_length=max_length)
-        return tokens_to_units(rows, self._speech_units, self.settings.postprocess)
+        return generate_units(self.model, pixels, self.settings, self._speech_units, beams=beams, max_units=max_units)
 
     @classmethod
     def load(

@@ -37,16 +37,13 @@ from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
 from im2sp_models.im2sp_kinds import Reads, register_im2sp_model
 from im2sp_models.official_format import (
-    Postprocess,
-    generate_rows,
     git_config,
     match_keys,
     read_state,
     speech_units_of,
     tie_output,
-    tokens_to_units,
 )
-from im2sp_models.official_im2sp import config_checksum
+from im2sp_models.official_im2sp import OfficialIm2SpSettings, config_checksum, generate_units
 from im2sp_models.official_seit import SEIT_PREFIX, build_image_encoder, crop_centre, seit_shape
 from im2sp_models.registry import ModelSettings
 from storage.hashing import fingerprint, sha256_file
@@ -55,24 +52,16 @@ from storage.hashing import fingerprint, sha256_file
 UNUSED = ("position_ids", "tokenizer.", SEIT_PREFIX + "norm.", SEIT_PREFIX + "head.", SEIT_PREFIX + "fc_norm.")
 
 
-class OfficialIm2SpUnitSettings(ModelSettings):
-    """official-im2sp-unit's options.
+class OfficialIm2SpUnitSettings(OfficialIm2SpSettings):
+    """official-im2sp-unit's options: the pixel model's, plus the SeiT front end's.
 
     Attributes:
-        git_config: Local folder of git-large's ``config.json``.
         codebook: SeiT's ``codebook.ckpt`` (an ``N × 32`` tensor; the image units index it).
         seit_heads: Attention heads of the SeiT ViT (``deit_base_token_32``: 12; shapes cannot tell).
-        beams: Beam size (their scripts: 1, greedy).
-        max_length: Longest generated row, BOS included (their scripts: 512).
-        postprocess: ``clean`` (cut at the first EOS) or ``as-released`` (their string cut, quirks included).
     """
 
-    git_config: Path | None = None
     codebook: Path | None = None
     seit_heads: int = Field(12, ge=1)
-    beams: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=2)
-    postprocess: Postprocess = "clean"
 
 
 def read_codebook(path: Path | None, channels: int) -> Any:
@@ -153,9 +142,9 @@ class OfficialIm2SpUnit:
             raise ValueError(f"image units outside the codebook's [0, {self.codebook.shape[0]})")
         vectors = crop_centre(self.codebook[grids].permute(0, 3, 1, 2))
         device = next(self.model.parameters()).device
-        max_length = self.settings.max_length if max_units is None else max_units + 2
-        rows = generate_rows(self.model, vectors.to(device), beams=beams or self.settings.beams, max_length=max_length)
-        return tokens_to_units(rows, self._speech_units, self.settings.postprocess)
+        return generate_units(
+            self.model, vectors.to(device), self.settings, self._speech_units, beams=beams, max_units=max_units
+        )
 
     @classmethod
     def load(
