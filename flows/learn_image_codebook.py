@@ -11,7 +11,13 @@ from storage.errors import Im2SpError
 from storage.manifests import KIND as MANIFESTS
 from storage.manifests import ok_rows
 from storage.versions import current_version
-from tasks.image_codebook import CodebookRef, ImageCodebookSettings, learn_image_codebook_task, sample_images
+from tasks.image_codebook import (
+    CodebookRef,
+    ImageCodebookSettings,
+    codebook_inputs,
+    learn_image_codebook_task,
+    sample_images,
+)
 
 #: The codebook learns from these splits only, so test images never shape it.
 TRAINING_SPLITS = ("train", "restval")
@@ -30,11 +36,10 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
         manifests = current_version(store, name, MANIFESTS)
         if manifests is None:
             raise Im2SpError(f"dataset {name!r} has no manifests yet; run build-manifests first")
-        rows = ok_rows(manifests, "images", ["split", "path"])
-        sources.append(
-            (name, str(spec.root), [(k, r["path"]) for k, r in rows.items() if r["split"] in TRAINING_SPLITS])
-        )
-    paths = sample_images(sources, section.sample_images, section.seed)
+        rows = ok_rows(manifests, "images", ["split", "path", "sha256"])
+        training = [(k, r["path"], r["sha256"]) for k, r in rows.items() if r["split"] in TRAINING_SPLITS]
+        sources.append((name, str(spec.root), training))
+    picked = sample_images(sources, section.sample_images, section.seed)
     settings = ImageCodebookSettings(
         codebook_size=section.codebook_size,
         seed=section.seed,
@@ -42,7 +47,11 @@ def learn_image_codebook_flow(config: PipelineConfig) -> CodebookRef:
         device=config.device,
         io_workers=config.sharding.io_workers,
     )
-    ref = learn_image_codebook_task(store_ref, [str(p) for p in paths], settings)
+    inputs = codebook_inputs([(str(path), sha256) for path, sha256 in picked], settings)
+    ref = learn_image_codebook_task(store_ref, [str(path) for path, _ in picked], settings, inputs)
+    if ref.reused:  # learned before from exactly these images: nothing changed, nothing to announce
+        get_run_logger().info("image codebook %s is up to date (same images and settings)", ref.codebook_id)
+        return ref
     emit_event(
         event=CODEBOOK_EVENT,
         resource={"prefect.resource.id": f"im2sp.codebook.image.{ref.codebook_id}"},

@@ -8,10 +8,10 @@ from typing import Any
 
 from storage.errors import Im2SpError
 from storage.kinds import MANIFESTS
-from storage.manifests import ok_rows, planned_shards
+from storage.manifests import ok_media, planned_shards
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tasks.jobs import ShardJob, ShardOutcome
+from tasks.jobs import ShardJob, ShardOutcome, already_committed
 
 #: The manifest table that lists each modality's items.
 _TABLES = {"image": "images", "speech": "utterances"}
@@ -40,17 +40,12 @@ def manifest_jobs(store: Store, dataset: str, modality: str) -> tuple[str, list[
     manifests = current_version(store, dataset, MANIFESTS)
     if manifests is None:
         raise Im2SpError(f"dataset {dataset!r} has no manifests yet; run build-manifests first")
-    rows = ok_rows(manifests, _TABLES[modality], ["path", "sha256"])
+    media = ok_media(manifests, _TABLES[modality])
     jobs = [
-        ShardJob(
-            dataset,
-            shard.shard_id,
-            shard.fingerprint,
-            tuple((key, rows[key]["path"], rows[key]["sha256"]) for key in shard.items),
-        )
+        ShardJob(dataset, shard.shard_id, shard.fingerprint, tuple((key, *media[key]) for key in shard.items))
         for shard in planned_shards(manifests, modality)
     ]
-    return manifests.version, jobs, {key: row["path"] for key, row in rows.items()}
+    return manifests.version, jobs, {key: path for key, (path, _) in media.items()}
 
 
 def run_and_publish(
@@ -59,20 +54,33 @@ def run_and_publish(
     submit: Callable[..., Any],
     on_done: Callable[[int, int], object] | None = None,
 ) -> ShardedResult:
-    """Submit one task per job (``submit(job=...)``), wait for all, drop shards of an earlier plan, publish.
+    """Submit a task per job still to build (``submit(job=...)``), wait for all, drop earlier plans' shards, publish.
 
-    Shards of an earlier plan (items moved after a manifest change) would otherwise be counted twice.
+    Jobs whose shard is committed for the same inputs (and not flagged by verify) get no task: a rerun with
+    nothing to do costs one marker listing and a read per marker, not a Prefect task run per shard. The
+    task checks again under the shard's lock, so a concurrent run still builds each shard once. Shards of an
+    earlier plan (items moved after a manifest change) would otherwise be counted twice.
     """
-    futures = [submit(job=job) for job in jobs]
-    outcomes: list[ShardOutcome] = []
-    for future in futures:
-        outcomes.append(future.result())
+    outcomes = committed_outcomes(version, jobs)
+    futures = [submit(job=job) for job in jobs if job.shard_id not in outcomes]
+    for done, future in enumerate(futures, start=1):
+        outcome = future.result()
+        outcomes[outcome.shard_id] = outcome
         if on_done is not None:
-            on_done(len(outcomes), len(futures))
+            on_done(done, len(futures))
+    if on_done is not None and not futures:
+        on_done(1, 1)
     planned = [job.shard_id for job in jobs]
     version.prune(planned)
     version.publish(planned)
-    return summarise(version, outcomes)
+    return summarise(version, outcomes.values())
+
+
+def committed_outcomes(version: StoreVersion, jobs: list[ShardJob]) -> dict[str, ShardOutcome]:
+    """The skipped outcome of every job whose shard is already committed for its inputs, by shard id."""
+    present = set(version.marker_ids())  # one listing: most shards of a first run have no marker to read
+    found = (already_committed(version, job) for job in jobs if job.shard_id in present)
+    return {outcome.shard_id: outcome for outcome in found if outcome is not None}
 
 
 def summarise(version: StoreVersion, outcomes: Iterable[ShardOutcome]) -> ShardedResult:

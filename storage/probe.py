@@ -6,8 +6,9 @@ import hashlib
 import io
 import re
 import stat
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -119,8 +120,17 @@ def probe_all(
     on_done: Callable[[int], None] | None = None,
 ) -> None:
     """Probe every record still ok, in a thread pool (hashing and decoding release the GIL)."""
-    todo = [r for r in records if r.status == OK]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for _ in pool.map(lambda record: probe(root, record), todo):
+    workers = max(1, workers)
+    ahead: deque[Future[None]] = deque()  # a bounded queue: 600 k futures at once would hold ~300 MB
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for record in records:
+            if record.status == OK:
+                ahead.append(pool.submit(probe, root, record))
+            while ahead and (len(ahead) > 64 * workers or ahead[0].done()):
+                ahead.popleft().result()
+                if on_done is not None:
+                    on_done(1)
+        while ahead:
+            ahead.popleft().result()
             if on_done is not None:
                 on_done(1)

@@ -17,7 +17,7 @@ from prefect import task
 
 from storage.dedup import dedup
 from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS, TRAINING_SHARDS
-from storage.manifests import ok_rows
+from storage.manifests import ok_rows_for
 from storage.reader import read_units
 from storage.speech_units_writer import read_speech_units
 from storage.store import Store, StoreRef
@@ -62,8 +62,11 @@ def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: 
         if skipped is not None:
             return skipped
         manifests = StoreVersion(store, job.dataset, MANIFESTS, sources.manifests)
-        utterances = ok_rows(manifests, "utterances", ["image_id", "split", "text"])
-        image_shards = {key: row["shard"] for key, row in ok_rows(manifests, "images", ["shard"]).items()}
+        utterances = ok_rows_for(manifests, "utterances", ["image_id", "split", "text"], (k for k, _, _ in job.items))
+        image_ids = (str(row["image_id"]) for row in utterances.values())
+        image_shards = {
+            key: row["shard"] for key, row in ok_rows_for(manifests, "images", ["shard"], image_ids).items()
+        }
         speech = StoreVersion(store, job.dataset, SPEECH_UNITS, sources.speech_units)
         speech_marker = speech.require_marker(job.shard_id)
         units = read_speech_units(speech, job.shard_id)

@@ -74,3 +74,10 @@ def test_learn_image_codebook_emits_the_event(tmp_path: Path, prefect_harness: N
 
     matching = [p for p in asyncio.run(payloads()) if p.get("codebook_id") == ref.codebook_id]
     assert matching and matching[0]["url"] == ref.url and matching[0]["kind"] == "image"
+    assert not ref.reused
+    again = learn_image_codebook_flow(config)  # same images, same settings: neither trains nor writes
+    assert again.reused and again.codebook_id == ref.codebook_id and again.images == ref.images
+    retrained = learn_image_codebook_flow(
+        config.model_copy(update={"image_tokenizer": config.image_tokenizer.model_copy(update={"niter": 3})})
+    )
+    assert not retrained.reused

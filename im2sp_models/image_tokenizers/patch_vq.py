@@ -25,6 +25,8 @@ from im2sp_models.registry import ModelSettings, float32_only
 
 #: faiss warns below this many training points per centroid; we refuse instead of training a poor codebook.
 MIN_POINTS_PER_CENTROID = 39
+#: k-means trains on at most this many patches per code (faiss's own default cap), drawn by :func:`training_patches`.
+MAX_POINTS_PER_CENTROID = 256
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,41 @@ def to_patches(images: np.ndarray, patch: int) -> np.ndarray:
     g = s // patch
     grid = images.reshape(b, c, g, patch, g, patch).transpose(0, 2, 4, 1, 3, 5)
     return np.ascontiguousarray(grid.reshape(b * g * g, c * patch * patch), dtype=np.float32)
+
+
+def training_patches(
+    images: Iterable[np.ndarray], count: int, config: PatchVQConfig, seed: int
+) -> tuple[np.ndarray, int]:
+    """The float32 patches k-means learns from, and how many images gave them.
+
+    At most ``count`` images are read, one at a time, into one array allocated up front, so memory holds the
+    patches once (not the decoded images, nor a list of per-image copies). When all patches would exceed 256
+    per code, a seeded sample of 256·K of them is returned; until sampled they are held as bytes, which is
+    exact because decoded pixels are bytes / 255. Below that cap every patch is returned, in image order.
+
+    Args:
+        images: ``(3, S, S)`` float32 images in [0, 1] (decoded by ``im2sp_models.image_preprocess``).
+        count: Most images to read.
+        config: The codebook's shape.
+        seed: Seeds the sample.
+    """
+    per_image = config.grid**2
+    cap = MAX_POINTS_PER_CENTROID * config.codebook_size
+    sampled = count * per_image > cap
+    held = np.empty((count * per_image, config.dim), dtype=np.uint8 if sampled else np.float32)
+    used = 0
+    for image in images:
+        if used == count:
+            break
+        patches = to_patches(image[None], config.patch)
+        held[used * per_image : (used + 1) * per_image] = np.rint(patches * 255.0) if sampled else patches
+        used += 1
+    held = held[: used * per_image]
+    if not sampled:
+        return held, used
+    rows = np.sort(np.random.default_rng(seed).choice(len(held), cap, replace=False)) if len(held) > cap else None
+    chosen = held if rows is None else held[rows]
+    return chosen.astype(np.float32) / np.float32(255.0), used
 
 
 def from_patches(patches: np.ndarray, batch: int, patch: int, grid: int) -> np.ndarray:
@@ -171,14 +208,22 @@ class PatchVQ:
         niter: int = 20,
         device: str = "auto",
     ) -> PatchVQ:
-        """Learn a codebook with faiss k-means from preprocessed images (a bounded sample of a dataset).
+        """Learn a codebook with faiss k-means from preprocessed images (a bounded sample of a dataset)."""
+        listed = list(images)
+        patches, _ = training_patches(listed, len(listed), config, seed)
+        return cls.train_on_patches(patches, config, seed=seed, niter=niter, device=device)
+
+    @classmethod
+    def train_on_patches(
+        cls, patches: np.ndarray, config: PatchVQConfig, *, seed: int = 0, niter: int = 20, device: str = "auto"
+    ) -> PatchVQ:
+        """Learn a codebook with faiss k-means from the patches of :func:`training_patches`.
 
         Raises:
             NotEnoughDataError: If there are fewer than 39 patches per code (faiss's floor for a sound clustering).
         """
         import faiss
 
-        patches = np.concatenate([to_patches(image[None], config.patch) for image in images])
         needed = MIN_POINTS_PER_CENTROID * config.codebook_size
         if len(patches) < needed:
             raise NotEnoughDataError(
@@ -187,7 +232,13 @@ class PatchVQ:
             )
         resolved = resolve_device(device)
         kmeans = faiss.Kmeans(
-            config.dim, config.codebook_size, niter=niter, seed=seed, gpu=resolved == "cuda", verbose=False
+            config.dim,
+            config.codebook_size,
+            niter=niter,
+            seed=seed,
+            gpu=resolved == "cuda",
+            verbose=False,
+            max_points_per_centroid=MAX_POINTS_PER_CENTROID,
         )
         kmeans.train(patches)
         return cls(config, np.asarray(kmeans.centroids, dtype=np.float32), device=resolved)

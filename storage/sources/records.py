@@ -12,7 +12,7 @@ OK = "ok"
 REJECTED = "rejected"
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageRecord:
     """One image a dataset lists."""
 
@@ -29,7 +29,7 @@ class ImageRecord:
     base: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class CaptionRecord:
     """One text caption of an image."""
 
@@ -41,7 +41,7 @@ class CaptionRecord:
     reason: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class UtteranceRecord:
     """One spoken caption (a wav file) of an image."""
 
@@ -83,7 +83,7 @@ def reject_duplicates(records: Iterable[_Record], what: str) -> None:
         seen.add(record.id)
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceListing:
     """Everything a dataset's annotation files list, before any media file is opened.
 
