@@ -156,6 +156,19 @@ def test_vit_vqgan_precision_is_an_option_in_the_fingerprint(lightning_ckpt: Pat
     assert (rounded != exact).any()  # bf16 codes are not the fp32 codes: they must not share a version id
 
 
+def test_vit_vqgan_encodes_tensors_as_arrays(lightning_ckpt: Path) -> None:
+    """``encode_pixels`` (pixels already on the device, as the nvJPEG path has them) gives ``encode``'s units."""
+    from im2sp_models.image_tokenizers.vit_vqgan import ViTVQGAN
+
+    tokenizer = load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu", forward_batch=2)
+    assert isinstance(tokenizer, ViTVQGAN) and tokenizer.decoder == "pil"
+    images = _images(5, seed=6)  # three forward batches, the last one short
+    units = tokenizer.encode(images)
+    np.testing.assert_array_equal(tokenizer.encode_pixels(torch.from_numpy(images)), units)
+    np.testing.assert_array_equal(np.concatenate([tokenizer.encode(images[i : i + 1]) for i in range(5)]), units)
+    assert tokenizer.encode(images[:0]).shape == (0, 32, 32)
+
+
 def test_vit_vqgan_refuses_unknown_precision(lightning_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="precision"):
         load_tokenizer("vit-vqgan", lightning_ckpt, device="cpu", precision="fp16")

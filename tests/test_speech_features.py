@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -228,3 +229,113 @@ def test_pipeline_path_normalises_the_whole_utterance(tmp_path: Path) -> None:
     )
     (features,) = features_of(extractor, [wave], 10.0)
     np.testing.assert_allclose(features, _reference(full, wave, 10.0, 2), atol=1e-4)
+
+
+def test_hubert_attention_is_fused_and_gives_eager_features(tmp_path: Path) -> None:
+    """Fused attention (sdpa) with padding masks gives the features of transformers' eager attention."""
+    _tiny_hubert(tmp_path)
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=4, batch_size=4)
+    assert isinstance(extractor, HubertExtractor) and extractor.model.config._attn_implementation == "sdpa"
+    eager: Any = HubertModel.from_pretrained(str(tmp_path), attn_implementation="eager")
+    eager.eval()
+    rng = np.random.default_rng(7)
+    waves = [rng.normal(0, 0.1, n).astype(np.float32) for n in (16000, 9000, 12345, 16000)]
+    for wave, features in zip(waves, extractor.extract(waves), strict=True):
+        with torch.no_grad():
+            expected = eager(torch.from_numpy(wave)[None], output_hidden_states=True).hidden_states[4][0].numpy()
+        np.testing.assert_allclose(features, expected, atol=1e-5)
+
+
+def test_hubert_counts_its_padding(tmp_path: Path) -> None:
+    _tiny_hubert(tmp_path)
+    extractor = load_extractor("hubert", tmp_path, device="cpu", layer=2, batch_size=2)
+    assert isinstance(extractor, HubertExtractor) and extractor.padding == 0.0
+    extractor.extract([np.zeros(16000, np.float32)] * 2)
+    assert extractor.padding == 0.0  # equal lengths: nothing padded (and no mask given)
+    extractor.extract([np.zeros(16000, np.float32), np.zeros(8000, np.float32)])  # 49 and 24 frames, padded to 49
+    assert extractor.padding == pytest.approx(25 / (2 * 49 + 2 * 49))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_masked_group_norm_is_group_norm_of_each_item_alone(affine: bool) -> None:
+    from im2sp_models.speech_features.hubert import _masked_group_norm
+
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(4, 8, affine=affine)
+    if affine:
+        torch.nn.init.normal_(norm.weight)
+        torch.nn.init.normal_(norm.bias)
+    valid = torch.tensor([300, 17, 1000])
+    hidden = torch.randn(3, 8, 1000) * 3 + 2
+    with torch.no_grad():
+        out = _masked_group_norm(hidden, valid, norm)
+        for item, steps in enumerate(valid.tolist()):
+            alone = norm(hidden[item : item + 1, :, :steps])[0]
+            torch.testing.assert_close(out[item, :, :steps], alone, atol=1e-5, rtol=1e-5)
+
+
+def _wav_files(root: Path, seconds: dict[str, float | None]) -> tuple[tuple[str, str, str], ...]:
+    items = []
+    rng = np.random.default_rng(8)
+    for key, length in seconds.items():
+        data = b"not audio" if length is None else _wav(rng.normal(0, 0.1, int(length * SAMPLE_RATE)))
+        (root / f"{key}.wav").write_bytes(data)
+        items.append((key, f"{key}.wav", hashlib.sha256(data).hexdigest()))
+    return tuple(items)
+
+
+def test_a_shard_is_computed_longest_first_and_results_come_by_plan_position(tmp_path: Path) -> None:
+    """Length buckets across the whole shard: the extractor sees windows sorted longest first; nothing is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.speech_features import computed_longest_first, longest_first
+
+    seconds: dict[str, float | None] = {"a": 0.5, "b": 2.0, "bad": None, "c": 1.0, "d": 2.0, "e": 0.25, "f": 1.5}
+    items = _wav_files(tmp_path, seconds)
+    seen: list[int] = []
+
+    class Recording:
+        min_samples = 400
+
+        def extract(self, waveforms: list[np.ndarray], chunk_seconds: float = 100.0) -> list[np.ndarray]:
+            seen.extend(len(w) for w in waveforms)
+            return [np.full((1, 1), len(w), np.float32) for w in waveforms]
+
+    with ThreadPoolExecutor(2) as pool:
+        assert [key for _, (key, _, _) in longest_first(pool, tmp_path, items)] == ["b", "d", "f", "c", "a", "e", "bad"]
+        results = dict(computed_longest_first(pool, tmp_path, cast(Any, Recording()), items, 2, 100.0, 2))
+    assert seen == sorted(seen, reverse=True) and len(seen) == 6
+    assert sorted(results) == list(range(len(items)))
+    for position, (key, _, _) in enumerate(items):
+        result = results[position]
+        if key == "bad":
+            assert isinstance(result, str) and result.startswith("unreadable audio")
+        else:
+            assert not isinstance(result, str) and result[0, 0] == int((seconds[key] or 0) * SAMPLE_RATE)
+
+
+def test_hubert_shard_rows_stay_in_plan_order(tmp_path: Path) -> None:
+    """Computed longest first, stored in the plan's order, each utterance's features as if computed alone."""
+    from storage.reader import iter_ragged, verify_shard
+    from storage.store import Store
+    from storage.versions import StoreVersion
+    from tasks.jobs import ShardJob
+    from tasks.models import ExtractorRef
+    from tasks.speech_features import ExtractSettings, extract_shard
+
+    checkpoint, audio = tmp_path / "hubert", tmp_path / "audio"
+    audio.mkdir()
+    _tiny_hubert(checkpoint)
+    seconds: dict[str, float | None] = {"a": 0.5, "b": 1.25, "bad": None, "c": 0.75, "d": 1.0}
+    job = ShardJob("ds", "train-00000", "fp", _wav_files(audio, seconds))
+    ref = ExtractorRef("hubert", str(checkpoint), "cpu", {"layer": 3, "batch_size": 2})
+    store = Store(str(tmp_path / "store"))
+    extract_shard(store, audio, job, "v", ref, ExtractSettings(keep="all", batch_size=2))
+    version = StoreVersion(store, "ds", "speech-features", "v")
+    marker = verify_shard(version, job.shard_id)
+    assert marker.keys == ("a", "b", "c", "d") and [r.key for r in marker.rejected] == ["bad"]
+    extractor = load_extractor("hubert", checkpoint, device="cpu", layer=3)
+    for key, stored in iter_ragged(version, job.shard_id):
+        (alone,) = extractor.extract([load_audio((audio / f"{key}.wav").read_bytes(), min_samples=400)])
+        assert marker.extra["frames"][key] == len(alone)
+        np.testing.assert_allclose(stored.astype(np.float32), alone, atol=2e-3, rtol=1e-3)

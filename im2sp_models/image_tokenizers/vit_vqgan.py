@@ -10,6 +10,13 @@ The architecture is read off the tensor shapes; nothing is downloaded.
 
 ``precision`` (``fp32`` by default, as the official code tokenizes; or ``bf16``) is part of the fingerprint:
 bf16 autocast moves a few percent of the codes (see ``im2sp_models.device``).
+
+``decoder`` (``pil`` by default) chooses how tokenize-images turns JPEG files into pixels: ``nvjpeg`` decodes
+plain JPEGs on the GPU and resizes them there (``im2sp_models.gpu_jpeg``), every other file takes the PIL
+path. nvJPEG's pixels differ slightly from libjpeg's, so ``nvjpeg`` is named in the fingerprint (``pil`` is
+not: every existing store keeps its id). Asked for where it cannot run (no CUDA device, no torchvision), it is
+a configuration error rather than a silent fall back to PIL: the units would then be named for a decoder that
+did not make them, and shards of one version would differ with the host that built them.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from im2sp_models.device import check_precision, compute_precision, resolve_devi
 from im2sp_models.errors import CheckpointError
 from im2sp_models.image_tokenizers.registry import register_tokenizer
 from im2sp_models.registry import ModelSettings
+from storage.errors import ConfigError
 from storage.hashing import sha256_file
 
 _REQUIRED = (
@@ -64,11 +72,14 @@ class ViTVQGANSettings(ModelSettings):
             autocast); part of the fingerprint, so each precision has its own image units.
         trust_pickle: Allow SeiT's pickled ``tokenizer.ckpt`` (loading a pickle runs code from the file).
         forward_batch: Images per forward pass (memory, not results).
+        decoder: How tokenize-images decodes JPEG files: ``pil`` (on the host) or ``nvjpeg`` (on the GPU, with
+            torchvision; other files still through PIL); ``nvjpeg`` is part of the fingerprint.
     """
 
     precision: Literal["fp32", "bf16"] = "fp32"
     trust_pickle: bool = False
     forward_batch: int = Field(16, ge=1)
+    decoder: Literal["pil", "nvjpeg"] = "pil"
 
 
 @register_tokenizer
@@ -82,6 +93,7 @@ class ViTVQGAN:
         codebook: SeiT's codebook tensor (None for full ViT-VQGAN checkpoints).
         batch_size: Images per forward.
         precision: ``fp32`` (float32, TF32 off) or ``bf16`` (bfloat16 autocast, on any device).
+        decoder: ``pil`` or ``nvjpeg``: how tokenize-images decodes JPEGs for this tokenizer.
     """
 
     name: ClassVar[str] = "vit-vqgan"
@@ -90,11 +102,20 @@ class ViTVQGAN:
     learns_codebook: ClassVar[bool] = False
 
     def __init__(
-        self, net: Any, checksum: str, device: str, codebook: Any = None, batch_size: int = 16, precision: str = "fp32"
+        self,
+        net: Any,
+        checksum: str,
+        device: str,
+        codebook: Any = None,
+        batch_size: int = 16,
+        precision: str = "fp32",
+        decoder: str = "pil",
     ) -> None:
         import torch
 
         self.device = device
+        #: ``pil`` or ``nvjpeg`` (checked by :meth:`load`): read by tokenize-images.
+        self.decoder = decoder
         self.precision = check_precision(precision, self.name)
         self.net = net.to(device).eval()
         self.checksum = checksum
@@ -115,11 +136,15 @@ class ViTVQGAN:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the name, the precision and the checkpoint bytes (the architecture follows from them).
+        """Hash of the name, the precision, the checkpoint bytes and a decoder other than ``pil``.
 
-        The device is not part of it: in fp32 a GPU and the CPU agree up to float rounding.
+        The architecture follows from the checkpoint bytes. ``pil`` adds nothing, so every id made before the
+        option existed stands. The device is not part of it: in fp32 a GPU and the CPU agree up to float rounding.
         """
-        return hashlib.sha256(f"{self.name}\n{self.precision}\n{self.checksum}".encode()).hexdigest()[:16]
+        document = f"{self.name}\n{self.precision}\n{self.checksum}"
+        if self.decoder != "pil":
+            document += f"\ndecoder={self.decoder}"
+        return hashlib.sha256(document.encode()).hexdigest()[:16]
 
     def codebook_vectors(self) -> np.ndarray:
         """The l2-normalised code vectors."""
@@ -137,18 +162,31 @@ class ViTVQGAN:
         """Images ``(B, 3, 256, 256)`` in [0, 1] → units ``(B, 32, 32)``."""
         import torch
 
+        return self.encode_pixels(torch.from_numpy(np.ascontiguousarray(images)))
+
+    def encode_pixels(self, pixels: Any) -> np.ndarray:
+        """Like :meth:`encode`, for a float32 tensor on any device (moved to the model's one batch by batch).
+
+        Codes stay on the device until every batch is queued, then come back in one copy: the host does not
+        wait for each batch.
+        """
+        import torch
+
         outputs = []
         with torch.inference_mode(), compute_precision(self.device, self.precision):
-            for start in range(0, len(images), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size])).to(self.device)
+            for start in range(0, len(pixels), self.batch_size):
+                batch = pixels[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self._seit_codebook is not None:
                     z = torch.nn.functional.normalize(self.net(batch).float().reshape(-1, 32), dim=-1)
                     ids = (z @ self._seit_codebook.to(z.device).t()).argmax(-1).reshape(len(batch), -1)
                 else:
                     ids = self.net.encode_codes(batch)
-                outputs.append(ids.cpu().numpy())
-        grid = int(np.sqrt(outputs[0].shape[1])) if outputs else 32
-        return np.concatenate(outputs).reshape(len(images), grid, grid).astype(np.int64)
+                outputs.append(ids)
+        if not outputs:
+            return np.zeros((0, 32, 32), dtype=np.int64)
+        codes = torch.cat(outputs).cpu().numpy()
+        grid = int(np.sqrt(codes.shape[1]))
+        return codes.reshape(len(pixels), grid, grid).astype(np.int64)
 
     def decode(self, units: np.ndarray) -> np.ndarray:
         """Units ``(B, 32, 32)`` → images ``(B, 3, 256, 256)`` in [0, 1]."""
@@ -171,7 +209,7 @@ class ViTVQGAN:
 
         Raises:
             CheckpointError: Missing files or keys, wrong shapes, or a pickle without ``trust_pickle``.
-            ConfigError: A precision other than ``fp32`` or ``bf16``.
+            ConfigError: A precision other than ``fp32`` or ``bf16``; ``decoder: nvjpeg`` where it cannot run.
         """
         from im2sp_models.image_tokenizers.vit_vqgan_net import ViTVQ, infer_config
 
@@ -180,8 +218,9 @@ class ViTVQGAN:
             raise CheckpointError("vit-vqgan needs a checkpoint (a .ckpt/.safetensors file or a folder)")
         resolved = resolve_device(device)
         precision, trust_pickle = check_precision(options.precision, cls.name), options.trust_pickle
+        decoder = _checked_decoder(options.decoder, resolved)
         if checkpoint.is_dir() and (checkpoint / "tokenizer.ckpt").exists():
-            return cls._load_seit(checkpoint, resolved, trust_pickle, precision)
+            return cls._load_seit(checkpoint, resolved, trust_pickle, precision, decoder)
         path = _single_file(checkpoint)
         state = {k: v for k, v in _read_state(path).items() if not k.startswith("loss.")}
         missing = [k for k in _REQUIRED if k not in state]
@@ -195,10 +234,10 @@ class ViTVQGAN:
                 f"unexpected {result.unexpected_keys[:5]})"
             )
         batch_size = options.forward_batch
-        return cls(net, sha256_file(path), resolved, batch_size=batch_size, precision=precision)
+        return cls(net, sha256_file(path), resolved, batch_size=batch_size, precision=precision, decoder=decoder)
 
     @classmethod
-    def _load_seit(cls, folder: Path, device: str, trust_pickle: bool, precision: str) -> ViTVQGAN:
+    def _load_seit(cls, folder: Path, device: str, trust_pickle: bool, precision: str, decoder: str) -> ViTVQGAN:
         import torch
 
         if not trust_pickle:
@@ -214,7 +253,21 @@ class ViTVQGAN:
         if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2 or codebook.shape[1] != 32:
             raise CheckpointError(f"{folder}/codebook.ckpt: expected an N × 32 tensor")
         checksum = sha256_file(folder / "tokenizer.ckpt") + sha256_file(folder / "codebook.ckpt")
-        return cls(net, checksum, device, codebook=codebook, precision=precision)
+        return cls(net, checksum, device, codebook=codebook, precision=precision, decoder=decoder)
+
+
+def _checked_decoder(decoder: str, device: str) -> str:
+    """``decoder`` if it can run on ``device``.
+
+    Raises:
+        ConfigError: ``nvjpeg`` without a CUDA device or without torchvision.
+    """
+    from im2sp_models.gpu_jpeg import nvjpeg_problem
+
+    problem = nvjpeg_problem(device) if decoder == "nvjpeg" else None
+    if problem is not None:
+        raise ConfigError(f"vit-vqgan: decoder nvjpeg cannot run here: {problem}; set decoder: pil (the default)")
+    return decoder
 
 
 def _single_file(checkpoint: Path) -> Path:

@@ -8,17 +8,24 @@ chunk on its own statistics would change every value of a long utterance, not on
 
 ``precision`` (``fp32`` by default, or ``bf16`` autocast) is an option and part of the fingerprint.
 
-Batching never changes features (beyond float rounding). Utterances are padded into batches, grouped longest
-first so a batch pads little. The conv stack's convolutions are unpadded, so a valid output frame only ever
-sees valid samples; HuBERT-Base's first conv layer uses group norm over time, whose statistics padding would
-alter, so it is computed per item over its valid steps only (``_masked_group_norm``). In the transformer,
-padded frames are masked: transformers zeroes them before the positional convolution (whose own padding is
-zeros too), layer norm is per frame, and attention ignores masked keys.
+Batching never changes features (beyond float rounding), so ``batch_size`` and ``max_batch_frames`` are not
+part of the fingerprint, nor is how utterances are bucketed (extract-speech-features sorts a whole shard by
+length: ``tasks/speech_features.py``). Utterances are padded into batches, grouped longest first, each within
+``batch_size`` utterances and a budget of ``max_batch_frames`` padded frames, so a batch pads little
+(:attr:`HubertExtractor.padding` counts the padded share). The conv stack's convolutions are unpadded, so a
+valid output frame only ever sees valid samples; HuBERT-Base's first conv layer uses group norm over time,
+whose statistics padding would alter, so it is computed per item over its valid steps only
+(``_masked_group_norm``). On a GPU the conv stack runs on the padded batch; on the CPU it runs per utterance
+(faster there: ``benchmarks/bench_hubert_throughput.py``). In the transformer, padded frames are masked:
+transformers zeroes them before the positional convolution (whose own padding is zeros too), layer norm is
+per frame, and attention ignores masked keys. Attention is PyTorch's fused ``scaled_dot_product_attention``
+(``attn_implementation="sdpa"``), given no mask at all when a batch holds no padding.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -38,22 +45,26 @@ RECEPTIVE_FIELD = 400
 def _masked_group_norm(hidden: Any, valid: Any, norm: Any) -> Any:
     """``norm`` (a ``GroupNorm``) applied to each item of a padded ``(batch, channels, steps)`` batch as if alone.
 
-    Mean and (biased) variance per item and group are taken over the item's first ``valid`` steps, in float32.
+    Mean and (biased) variance per item and group are taken over the item's first ``valid`` steps, in float32
+    (autocast off). The masked sums over time are batched matrix-vector products with the mask, so no masked
+    copy of the activations is made: this layer's output is the largest tensor of the whole forward.
     """
     import torch
 
     batch, channels, steps = hidden.shape
     groups = norm.num_groups
-    values = hidden.float().reshape(batch, groups, channels // groups, steps)
-    mask = (torch.arange(steps, device=hidden.device)[None, :] < valid[:, None]).to(values.dtype)[:, None, None, :]
-    count = valid.to(values.dtype)[:, None] * (channels // groups)
-    mean = (values * mask).sum(dim=(2, 3)) / count
-    centred = values - mean[:, :, None, None]
-    variance = (centred.square() * mask).sum(dim=(2, 3)) / count
-    normalised = (centred * torch.rsqrt(variance + norm.eps)[:, :, None, None]).reshape(batch, channels, steps)
-    if norm.affine:
-        normalised = normalised * norm.weight[None, :, None] + norm.bias[None, :, None]
-    return normalised
+    width = channels // groups
+    with torch.autocast(hidden.device.type, enabled=False):
+        values = hidden.float()
+        mask = (torch.arange(steps, device=hidden.device)[None, :] < valid[:, None]).float()[:, :, None]
+        count = valid.float()[:, None] * width
+        mean = torch.bmm(values, mask).reshape(batch, groups, width).sum(dim=2) / count
+        centred = values - mean.repeat_interleave(width, dim=1)[:, :, None]
+        variance = torch.bmm(centred.square(), mask).reshape(batch, groups, width).sum(dim=2) / count
+        scale = torch.rsqrt(variance + norm.eps).repeat_interleave(width, dim=1)
+        if not norm.affine:
+            return centred * scale[:, :, None]
+        return torch.addcmul(norm.bias.float()[None, :, None], centred, (scale * norm.weight.float())[:, :, None])
 
 
 class HubertSettings(ModelSettings):
@@ -61,8 +72,10 @@ class HubertSettings(ModelSettings):
 
     Args:
         layer: Output of transformer block ``layer`` (``hidden_states[layer]``); part of the fingerprint.
-        batch_size: Utterances per padded batch at most.
-        max_batch_frames: Padded frames per batch at most (None: 4,000 on the CPU, 20,000 on a GPU).
+        batch_size: Utterances per padded batch at most (on a GPU, set it high, e.g. 1,024, and let
+            ``max_batch_frames`` bound the batches); not part of the fingerprint.
+        max_batch_frames: The batch budget: padded frames per batch at most (None: 4,000 on the CPU, 20,000 on
+            a GPU); not part of the fingerprint.
         precision: ``fp32`` (TF32 off, as fairseq extracts) or ``bf16`` (autocast); part of the fingerprint.
     """
 
@@ -105,6 +118,8 @@ class HubertExtractor:
         #: Run the conv stack on padded batches too (GPU: fewer, larger kernels). On the CPU, per utterance is
         #: faster: padding costs more memory traffic than batching saves (benchmarks/bench_hubert_throughput.py).
         self.pad_conv_stack = device.startswith("cuda")
+        self._frames = [0, 0]  # transformer frames: valid, computed (valid + padding)
+        self._lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -115,6 +130,13 @@ class HubertExtractor:
     def min_samples(self) -> int:
         """The conv stack's receptive field."""
         return RECEPTIVE_FIELD
+
+    @property
+    def padding(self) -> float:
+        """Share of the transformer frames computed since loading that were padding (0 when none were computed)."""
+        with self._lock:
+            valid, computed = self._frames
+        return 1.0 - valid / computed if computed else 0.0
 
     @property
     def fingerprint(self) -> str:
@@ -152,12 +174,16 @@ class HubertExtractor:
 
         A valid output frame only sees valid input samples (the convolutions are unpadded), so padding is
         safe everywhere except in group norm, whose statistics are taken over each item's valid steps only.
+        Nothing here waits for the device: the valid counts follow the layers' arithmetic on the device too.
         """
         import torch
 
         batch = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(w) for w in waveforms], batch_first=True)
-        hidden = batch[:, None, :].to(self.device)
-        valid = torch.tensor([len(w) for w in waveforms], device=self.device)
+        samples = torch.tensor([len(w) for w in waveforms])
+        if self.device.startswith("cuda"):  # pinned: the copies overlap the previous batch's compute
+            batch, samples = batch.pin_memory(), samples.pin_memory()
+        hidden = batch[:, None, :].to(self.device, non_blocking=True)
+        valid = samples.to(self.device, non_blocking=True)
         for layer in self.model.feature_extractor.conv_layers:
             hidden = layer.conv(hidden)
             valid = torch.div(valid - layer.conv.kernel_size[0], layer.conv.stride[0], rounding_mode="floor") + 1
@@ -181,6 +207,17 @@ class HubertExtractor:
         padded = torch.nn.utils.rnn.pad_sequence([extracted[0] for extracted, _ in alone], batch_first=True)
         return padded, torch.cat([valid for _, valid in alone])
 
+    def _forward(self, waveforms: list[np.ndarray], counts: list[int]) -> Any:
+        """Layer-L features of one padded batch, left on the device; ``counts`` are the items' valid frames."""
+        import torch
+
+        extracted, valid = self._extracted(waveforms)
+        projected = self.model.feature_projection(extracted)
+        mask = None
+        if min(counts) < projected.shape[1]:  # no padding, no mask: sdpa may then take its fastest kernel
+            mask = torch.arange(projected.shape[1], device=projected.device)[None, :] < valid[:, None]
+        return self.model.encoder(projected, attention_mask=mask).last_hidden_state
+
     def extract(self, waveforms: list[np.ndarray], chunk_seconds: float = CHUNK_SECONDS) -> list[np.ndarray]:
         """Features of whole utterances: each normalised whole, then computed in chunks of ``chunk_seconds``.
 
@@ -199,21 +236,31 @@ class HubertExtractor:
         return joined
 
     def _batched(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
-        """Features of (normalised) waveforms, in padded batches whose padding never reaches a valid frame."""
+        """Features of (normalised) waveforms, in padded batches whose padding never reaches a valid frame.
+
+        On a GPU every batch is queued before any result is fetched: each batch's features are copied to
+        pinned host memory without waiting, and the device is synchronised once, at the end.
+        """
         import torch
 
-        results: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(waveforms)
         lengths = [self._frame_count(len(w)) for w in waveforms]
+        cuda = self.device.startswith("cuda")
+        queued = []
         with torch.inference_mode(), compute_precision(self.device, self.precision):
             for group in self._groups(lengths):
-                extracted, valid = self._extracted([waveforms[i] for i in group])
-                projected = self.model.feature_projection(extracted)
-                mask = None
-                if len(group) > 1:
-                    mask = torch.arange(projected.shape[1], device=projected.device)[None, :] < valid[:, None]
-                hidden = self.model.encoder(projected, attention_mask=mask).last_hidden_state.float().cpu().numpy()
-                for position, (index, count) in enumerate(zip(group, valid.tolist(), strict=True)):
-                    results[index] = np.asarray(hidden[position, :count], dtype=np.float32)
+                counts = [lengths[i] for i in group]
+                hidden = self._forward([waveforms[i] for i in group], counts).float()
+                queued.append((group, counts, hidden.to("cpu", non_blocking=True) if cuda else hidden))
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        results: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(waveforms)
+        for group, counts, hidden in queued:
+            array = hidden.numpy()
+            for position, (index, count) in enumerate(zip(group, counts, strict=True)):
+                results[index] = np.asarray(array[position, :count], dtype=np.float32)
+            with self._lock:
+                self._frames[0] += sum(counts)
+                self._frames[1] += array.shape[0] * array.shape[1]
         return results
 
     @classmethod
@@ -226,6 +273,8 @@ class HubertExtractor:
         (default 4,000 on the CPU, 80 s of audio, which bounds memory; 20,000 on a GPU); a longer utterance
         runs alone. On a GPU, batches of 32–64 run ×12–14 faster than one utterance at a time (README).
         ``precision``: ``fp32`` (TF32 off) or ``bf16`` (autocast, on the CPU too), named in the fingerprint.
+        Attention is transformers' ``sdpa`` (PyTorch's fused ``scaled_dot_product_attention``), asked for by name
+        so a future default cannot change it.
 
         Raises:
             CheckpointError: No folder, not a HuBERT checkpoint, or fewer blocks than ``layer``.
@@ -240,7 +289,7 @@ class HubertExtractor:
         if checkpoint is None or not checkpoint.is_dir():
             raise CheckpointError(f"hubert needs a local checkpoint folder (save_pretrained); got {checkpoint}")
         try:
-            model = HubertModel.from_pretrained(str(checkpoint), local_files_only=True)
+            model = HubertModel.from_pretrained(str(checkpoint), local_files_only=True, attn_implementation="sdpa")
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{checkpoint}: not a HuBERT checkpoint ({error})") from error
         blocks = len(model.encoder.layers)
