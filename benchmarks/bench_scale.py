@@ -10,7 +10,8 @@ Per step: ``seconds`` (wall, the flow call alone), ``peak_rss_mib`` (the process
 server recorded), ``overhead_seconds`` (wall time in which no shard function ran: orchestration; null for steps
 without shard functions). Run from the repository root with the project's venv:
 ``.venv/bin/python -m benchmarks.bench_scale --fraction 0.02 --json scale-0.02.json [--workdir DIR]``;
-``--compare A.json B.json`` prints each step's seconds-per-item growth from A to B.
+``--compare A.json B.json`` prints each step's seconds-per-item growth from A to B; ``--steps a,b`` runs only
+those steps (``plan-shards``, not run by default, times planning every shard flow's jobs from the manifests).
 """
 
 from __future__ import annotations
@@ -131,7 +132,16 @@ def run_step(step: str, config_path: Path) -> dict[str, Any]:
         setattr(module, attribute, clock.wrap(getattr(module, attribute)))
     before = _task_count(api)
     start = time.perf_counter()
-    if flow_name == "verify":
+    if flow_name == "plan-shards":  # what every shard flow does first: its jobs from the manifests
+        from flows.sharded import manifest_jobs
+
+        planned = [
+            len(manifest_jobs(config.store.open(), dataset, modality)[1])
+            for dataset in config.datasets
+            for modality in ("image", "speech")
+        ]
+        extra: dict[str, Any] = {"shards_planned": sum(planned)}
+    elif flow_name == "verify":
         from storage.verify import verify_store
 
         report = verify_store(config.store.open(), config.datasets, flag=True)
@@ -263,12 +273,23 @@ def summary(result: dict[str, Any]) -> list[str]:
 
 
 def compare(small: dict[str, Any], large: dict[str, Any]) -> list[str]:
-    """Each step's seconds per item at the larger fraction ÷ at the smaller (target ≤ 1.2)."""
-    lines = [f"seconds per item, F = {small['fraction']} → F = {large['fraction']} (target growth ≤ 1.2×)"]
+    """A markdown table: each step at both fractions, its seconds-per-item growth (target ≤ 1.2), RSS, overhead."""
+    a, b = small["fraction"], large["fraction"]
+    lines = [
+        f"| step | s at F = {a} | s at F = {b} | ms/item | growth (≤ 1.2) | peak RSS MiB | tasks | overhead |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for step, measured in large["steps"].items():
-        before = small["steps"][step]["seconds"] / _items(step, small["images"], small["utterances"])
-        after = measured["seconds"] / _items(step, large["images"], large["utterances"])
-        lines.append(f"  {step:28s} {before * 1e3:8.3f} → {after * 1e3:8.3f} ms/item  ×{after / before:.2f}")
+        before = small["steps"][step]
+        per_before = before["seconds"] / _items(step, small["images"], small["utterances"])
+        per_after = measured["seconds"] / _items(step, large["images"], large["utterances"])
+        overhead = measured["overhead_seconds"]
+        share = f"{overhead / measured['seconds']:.1%}" if overhead is not None else "–"
+        lines.append(
+            f"| {step} | {before['seconds']:.1f} | {measured['seconds']:.1f} | {per_before * 1e3:.3f} → "
+            f"{per_after * 1e3:.3f} | ×{per_after / per_before:.2f} | {before['peak_rss_mib']:.0f} → "
+            f"{measured['peak_rss_mib']:.0f} | {before['tasks']} → {measured['tasks']} | {share} |"
+        )
     return lines
 
 

@@ -23,6 +23,9 @@ def learn_speech_codebook_flow(config: PipelineConfig) -> SpeechCodebookRef:
         device=config.device,
     )
     ref = learn_speech_codebook_task(config.store.ref(), list(config.datasets), settings)
+    if ref.reused:  # learned before from exactly these features: nothing changed, nothing to announce
+        get_run_logger().info("speech codebook %s is up to date (same features and settings)", ref.codebook_id)
+        return ref
     emit_event(
         event=CODEBOOK_EVENT,
         resource={"prefect.resource.id": f"im2sp.codebook.speech.{ref.codebook_id}"},

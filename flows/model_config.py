@@ -94,7 +94,7 @@ class SpeechConfig(_Section):
     max_frames: int = Field(500_000, ge=1)
     # k-means++ seeding, 8 Lloyd iterations, then swap rounds of 4 (benchmarks/bench_speech_kmeans.py, C1).
     niter: int = Field(8, ge=1)
-    swap_rounds: int = Field(1, ge=0)
+    swap_rounds: int = Field(3, ge=0)
 
     @property
     def entry(self) -> type[FeatureExtractor]:

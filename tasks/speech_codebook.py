@@ -42,6 +42,7 @@ class SpeechCodebookRef:
     dim: int
     sample_frames: int
     inertia: float
+    reused: bool = False
 
 
 def sample_frames(store: Store, datasets: list[str], max_frames: int, seed: int) -> tuple[np.ndarray, str, str]:
@@ -98,31 +99,75 @@ class SpeechCodebookSettings:
         clusters: K, the number of speech units.
         max_frames: The most stored frames sampled for k-means.
         seed: Seeds the sample and k-means.
-        niter: Lloyd iterations.
-        swap_rounds: Swap-refinement rounds after Lloyd.
+        niter: Lloyd iterations on the subsample.
+        swap_rounds: Swap-refinement rounds after Lloyd (on the subsample).
         device: Where k-means runs.
+        points_per_centroid: Frames per centroid in the subsample Lloyd and the swaps run on.
+        full_iterations: Lloyd iterations over every sampled frame at the end.
     """
 
     clusters: int
     max_frames: int
     seed: int = 0
     niter: int = 8
-    swap_rounds: int = 1
+    swap_rounds: int = 3
     device: str = "cpu"
+    points_per_centroid: int = 256
+    full_iterations: int = 1
+
+
+#: The settings that train_kmeans takes and meta.json records, in meta.json's order.
+KMEANS_KNOBS = ("seed", "niter", "swap_rounds", "points_per_centroid", "full_iterations")
+
+
+def codebook_inputs(store: Store, datasets: list[str], settings: SpeechCodebookSettings) -> str:
+    """Fingerprint of what a codebook is learned from: every current features shard and the k-means settings.
+
+    Each shard counts by its id, its inputs' fingerprint and its extractor; ``device`` is left out (it does not
+    change the centroids). Empty when a dataset has no features yet (:func:`sample_frames` then says so).
+    """
+    shards = []
+    for dataset in datasets:
+        version = current_version(store, dataset, SPEECH_FEATURES)
+        if version is None:
+            return ""
+        for shard_id, marker in sorted(version.committed().items()):
+            shards.append([dataset, version.version, shard_id, marker.input_fingerprint, marker.model_fingerprint])
+    knobs = {name: getattr(settings, name) for name in ("clusters", "max_frames", *KMEANS_KNOBS)}
+    return fingerprint({"shards": shards, "settings": knobs})
+
+
+def reusable_speech_codebook(store: Store, inputs: str) -> SpeechCodebookRef | None:
+    """The current codebook when it was learned from exactly ``inputs`` and is intact, else None."""
+    version = current_version(store, SHARED, SPEECH_CODEBOOK)
+    if not inputs or version is None:
+        return None
+    made = version.info()["produced_by"]
+    if made.get("inputs") != inputs or version.needs_build("all", str(made.get("extractor_fingerprint"))):
+        return None
+    dim, frames, inertia = int(made["dim"]), int(made["sample_frames"]), float(made["inertia"])
+    return SpeechCodebookRef(version.version, version.url, int(made["clusters"]), dim, frames, inertia, reused=True)
 
 
 def learn_speech_codebook(store: Store, datasets: list[str], settings: SpeechCodebookSettings) -> SpeechCodebookRef:
-    """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them."""
-    clusters, seed, niter, swap_rounds = settings.clusters, settings.seed, settings.niter, settings.swap_rounds
-    frames, extractor, feature_dtype = sample_frames(store, datasets, settings.max_frames, seed)
+    """Train k-means on a capped sample, commit the centroids under their fingerprint and publish them.
+
+    A current codebook learned from the same features shards with the same settings is returned as it is: a
+    rerun with nothing new to learn from neither samples, trains nor writes.
+    """
+    inputs = codebook_inputs(store, datasets, settings)
+    reused = reusable_speech_codebook(store, inputs)
+    if reused is not None:
+        return reused
+    clusters = settings.clusters
+    frames, extractor, feature_dtype = sample_frames(store, datasets, settings.max_frames, settings.seed)
     if len(frames) < clusters:
         raise NotEnoughDataError(
             f"{len(frames)} frames cannot train {clusters} clusters; lower speech.clusters or raise "
             "speech.sample_fraction / speech.max_frames (or add speech)"
         )
-    centroids, inertia = train_kmeans(
-        frames, clusters, seed=seed, niter=niter, swap_rounds=swap_rounds, device=settings.device
-    )
+    knobs: dict[str, Any] = {name: getattr(settings, name) for name in KMEANS_KNOBS}
+    centroids, inertia = train_kmeans(frames, clusters, device=settings.device, **knobs)
     meta: dict[str, Any] = {
         "clusters": clusters,
         "dim": int(frames.shape[1]),
@@ -130,9 +175,8 @@ def learn_speech_codebook(store: Store, datasets: list[str], settings: SpeechCod
         "inertia": inertia,
         "extractor_fingerprint": extractor,
         "feature_dtype": feature_dtype,
-        "seed": seed,
-        "niter": niter,
-        "swap_rounds": swap_rounds,
+        **knobs,
+        "inputs": inputs,
     }
     return save_speech_codebook(store, centroids, meta)
 

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from im2sp_models import kmeans
 from im2sp_models.errors import CheckpointError
 from im2sp_models.kmeans import (
+    FaissKMeans,
     assign,
     build_index,
     inertia,
@@ -18,9 +20,11 @@ from im2sp_models.kmeans import (
     load_sklearn_centroids,
     nearest_two,
     sample_rows,
+    select_engine,
     swap_refine,
     train_kmeans,
 )
+from im2sp_models.kmeans_torch import TorchKMeans
 
 
 def _frames(count: int = 600, dim: int = 6, centres: int = 12, seed: int = 0) -> np.ndarray:
@@ -123,3 +127,81 @@ def test_sklearn_centroids_need_trust_and_centres(tmp_path: Path) -> None:
     (tmp_path / "junk.bin").write_bytes(b"not a pickle")
     with pytest.raises(CheckpointError, match="cannot be unpickled"):
         load_sklearn_centroids(tmp_path / "junk.bin", trust_pickle=True)
+
+
+def test_train_kmeans_on_a_subsample_reports_the_inertia_over_every_frame() -> None:
+    frames = _frames(count=3000, dim=8, centres=10)
+    sampled = train_kmeans(frames, 10, seed=5, niter=4, swap_rounds=2, points_per_centroid=40, full_iterations=1)
+    again = train_kmeans(frames, 10, seed=5, niter=4, swap_rounds=2, points_per_centroid=40, full_iterations=1)
+    assert sampled[0].tobytes() == again[0].tobytes()
+    assert sampled[1] == pytest.approx(inertia(frames, sampled[0]), rel=1e-6)  # over all 3000, not the 400
+    whole = train_kmeans(frames, 10, seed=5, niter=4, swap_rounds=2, points_per_centroid=1000)
+    assert sampled[1] <= whole[1] * 1.01  # the subsample costs (almost) nothing in fit
+
+
+def test_kmeans_plus_plus_seeds_the_same_with_or_without_the_gram_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = _frames(count=400)
+    with_gram = kmeans_plus_plus(frames, 12, seed=6)
+    monkeypatch.setattr(kmeans, "GRAM_MAX_POINTS", 0)
+    np.testing.assert_array_equal(kmeans_plus_plus(frames, 12, seed=6), with_gram)
+
+
+def test_torch_assignment_is_faiss_assignment_on_the_same_centroids() -> None:
+    frames = _frames(count=3000, dim=16, centres=20, seed=7)
+    centroids = lloyd(frames, kmeans_plus_plus(frames, 20, seed=7), iterations=3, seed=7)
+    engine = TorchKMeans("cpu", chunk_rows=512)  # several chunks, a ragged last one
+    np.testing.assert_array_equal(engine.assign(frames, centroids), assign(build_index(centroids), frames))
+    distances, ids = engine.nearest_two(frames, centroids)
+    expected_distances, expected_ids = nearest_two(frames, centroids)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-4, atol=1e-3)
+    assert engine.assign(frames[:0], centroids).shape == (0,)
+
+
+def test_torch_lloyd_follows_faiss_lloyd_from_the_same_start() -> None:
+    frames = _frames(count=3000, dim=16, centres=20, seed=8)
+    init = kmeans_plus_plus(frames, 20, seed=8)
+    ours = TorchKMeans("cpu", chunk_rows=1000).lloyd(frames, init, iterations=6, seed=8)
+    theirs = lloyd(frames, init, iterations=6, seed=8)
+    # Same labels each step; the means differ only in rounding: faiss adds each cluster's frames one by one in
+    # float32, torch adds float32 block sums in float64.
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, TorchKMeans("cpu", chunk_rows=1000).lloyd(frames, init, iterations=6, seed=8))
+
+
+def test_torch_lloyd_splits_the_largest_cluster_into_an_empty_one() -> None:
+    frames = _frames(count=600, dim=6, centres=12, seed=9)
+    init = kmeans_plus_plus(frames, 12, seed=9)
+    init[3] = 1e4  # nothing is near: cluster 3 empties at the first step
+    moved = TorchKMeans("cpu").lloyd(frames, init, iterations=1, seed=0)
+    assert np.abs(moved[3]).max() < 100  # it took half of another cluster
+    assert len({row.tobytes() for row in moved}) == 12
+    labels = TorchKMeans("cpu").assign(frames, TorchKMeans("cpu").lloyd(frames, init, iterations=4, seed=0))
+    assert np.bincount(labels, minlength=12).min() > 0
+
+
+def test_cuda_falls_back_to_faiss_on_the_cpu_and_takes_torch_when_only_torch_has_a_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kmeans, "faiss_has_gpu", lambda: False)
+    monkeypatch.setattr(kmeans, "torch_has_cuda", lambda: False)
+    assert select_engine("cuda") == FaissKMeans(gpu=False)
+    frames = _frames(count=800)
+    on_cpu = train_kmeans(frames, 12, seed=4, niter=4, swap_rounds=1)
+    assert train_kmeans(frames, 12, seed=4, niter=4, swap_rounds=1, device="cuda")[0].tobytes() == on_cpu[0].tobytes()
+    monkeypatch.setattr(kmeans, "torch_has_cuda", lambda: True)
+    chosen = select_engine("cuda:1")
+    assert isinstance(chosen, TorchKMeans) and chosen.device == "cuda:1"
+    assert select_engine("cpu") == FaissKMeans(gpu=False)
+    monkeypatch.setattr(kmeans, "faiss_has_gpu", lambda: True)
+    assert select_engine("cuda") == FaissKMeans(gpu=True)
+
+
+def test_train_kmeans_on_the_torch_engine_matches_the_faiss_one() -> None:
+    frames = _frames(count=3000, dim=8, centres=10, seed=10)
+    train = partial(train_kmeans, frames, 10, seed=1, niter=4, swap_rounds=1, points_per_centroid=100)
+    on_faiss = train()
+    on_torch = train(engine=TorchKMeans("cpu"))  # what device cuda runs when faiss has no GPU code
+    np.testing.assert_allclose(on_torch[0], on_faiss[0], rtol=1e-4, atol=1e-4)
+    assert on_torch[1] == pytest.approx(inertia(frames, on_torch[0]), rel=1e-5)

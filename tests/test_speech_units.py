@@ -93,6 +93,21 @@ def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
         learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=100, max_frames=50, seed=0))
 
 
+def test_a_codebook_learned_from_the_same_features_and_settings_is_reused(tmp_path: Path, store: Store) -> None:
+    job = _dataset(tmp_path, 4)
+    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
+    version = StoreVersion(store, "ds", "speech-features", "feats")
+    version.ensure_created({"fingerprint": "mfcc-x"})
+    version.publish([job.shard_id])
+    settings = SpeechCodebookSettings(clusters=4, max_frames=100, seed=0, niter=3)
+    first = learn_speech_codebook(store, ["ds"], settings)
+    again = learn_speech_codebook(store, ["ds"], settings)
+    assert not first.reused and again.reused
+    assert (again.codebook_id, again.sample_frames, again.inertia) == (first.codebook_id, 100, first.inertia)
+    other = learn_speech_codebook(store, ["ds"], SpeechCodebookSettings(clusters=4, max_frames=100, seed=1, niter=3))
+    assert not other.reused  # another seed is another codebook, learned
+
+
 def test_import_kmeans_refuses_pickles_unless_trusted(tmp_path: Path) -> None:
     import joblib
     from sklearn.cluster import MiniBatchKMeans
