@@ -77,12 +77,17 @@ def test_codebook_and_units_from_stored_or_recomputed_features(tmp_path: Path, s
     assert not unitize_shard(store, tmp_path, job, "units", source, UnitCodebook(codebook.codebook_id, 8)).built
 
 
-def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
-    job = _dataset(tmp_path, 4)
-    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
+def _published_features(root: Path, store: Store, count: int) -> None:
+    """Every frame of ``count`` utterances, published as dataset ``ds``'s features."""
+    job = _dataset(root, count)
+    extract_shard(store, root, job, "feats", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
     version = StoreVersion(store, "ds", "speech-features", "feats")
     version.ensure_created({"fingerprint": "mfcc-x"})
     version.publish([job.shard_id])
+
+
+def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
+    _published_features(tmp_path, store, 4)
     assert (
         learn_speech_codebook(
             store, ["ds"], SpeechCodebookSettings(clusters=4, max_frames=50, seed=0, niter=3)
@@ -94,11 +99,7 @@ def test_codebook_sample_is_capped(tmp_path: Path, store: Store) -> None:
 
 
 def test_a_codebook_learned_from_the_same_features_and_settings_is_reused(tmp_path: Path, store: Store) -> None:
-    job = _dataset(tmp_path, 4)
-    extract_shard(store, tmp_path, job, "feats", ExtractorRef("mfcc", ""), ExtractSettings(keep="all"))
-    version = StoreVersion(store, "ds", "speech-features", "feats")
-    version.ensure_created({"fingerprint": "mfcc-x"})
-    version.publish([job.shard_id])
+    _published_features(tmp_path, store, 4)
     settings = SpeechCodebookSettings(clusters=4, max_frames=100, seed=0, niter=3)
     first = learn_speech_codebook(store, ["ds"], settings)
     again = learn_speech_codebook(store, ["ds"], settings)
