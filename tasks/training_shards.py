@@ -9,6 +9,8 @@ An utterance whose speech units or image units were not stored is rejected with 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +52,35 @@ def training_sample(grid: np.ndarray, units: np.ndarray, text: str, image_id: st
     }
 
 
-def _image_rejections(version: StoreVersion, shard_id: str) -> dict[str, str]:
-    marker = version.marker(shard_id)
-    return {r.key: r.reason for r in marker.rejected} if marker is not None else {}
+#: Image-units shards this process decoded, newest last (at most ``IMAGE_SHARDS_KEPT``, ~2 MiB each). A speech
+#: shard's utterances belong to images spread over every image shard of their split (plans order utterances by
+#: id), so without it each of COCO's 600 speech shards would read and decode up to 81 image shards again.
+_IMAGE_SHARDS: OrderedDict[tuple[str, str, str, str], tuple[dict[str, int], np.ndarray, dict[str, str]]] = OrderedDict()
+_IMAGE_SHARDS_LOCK = threading.Lock()
+IMAGE_SHARDS_KEPT = 128
+
+
+def _image_shard(images: StoreVersion, shard: str) -> tuple[dict[str, int], np.ndarray, dict[str, str]]:
+    """Row of each stored image, the units grid and the rejections of one committed image-units shard.
+
+    Kept by the marker it was read under: a shard rebuilt since (new inputs, or after ``im2sp verify``) is read
+    again.
+    """
+    marker = images.marker(shard)
+    if marker is None:  # not committed (yet): nothing to keep
+        return {}, np.zeros(0), {}
+    key = (images.store.url_of(images.prefix), shard, marker.input_fingerprint, marker.committed_at)
+    with _IMAGE_SHARDS_LOCK:
+        if key in _IMAGE_SHARDS:
+            _IMAGE_SHARDS.move_to_end(key)
+            return _IMAGE_SHARDS[key]
+    stored_keys, grid = read_units(images, shard)
+    found = ({k: i for i, k in enumerate(stored_keys)}, grid, {r.key: r.reason for r in marker.rejected})
+    with _IMAGE_SHARDS_LOCK:
+        _IMAGE_SHARDS[key] = found
+        while len(_IMAGE_SHARDS) > IMAGE_SHARDS_KEPT:
+            _IMAGE_SHARDS.popitem(last=False)
+    return found
 
 
 def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: TrainingSources) -> ShardOutcome:
@@ -98,8 +126,7 @@ def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: 
                     writer.reject(key, f"image {image_id} is not an ok image in the manifests")
                     continue
                 if shard not in loaded:
-                    stored_keys, grid = read_units(images, shard) if images.marker(shard) else ([], np.zeros(0))
-                    loaded[shard] = ({k: i for i, k in enumerate(stored_keys)}, grid, _image_rejections(images, shard))
+                    loaded[shard] = _image_shard(images, shard)
                 rows, grid, image_rejected = loaded[shard]
                 if image_id not in rows:
                     reason = image_rejected.get(image_id, f"not in image-units shard {shard}")
