@@ -29,7 +29,6 @@ import io
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import torch
 from PIL import Image
 
 from benchmarks.bench_hubert_throughput import forward_macs
+from benchmarks.gpu_speech_check import timed
 from im2sp_models.errors import ItemRejected
 from im2sp_models.gpu_jpeg import EncodedJpeg, gpu_decodable, nvjpeg_problem, pixel_batch
 from im2sp_models.image_preprocess import decode_image
@@ -59,21 +59,6 @@ SMALL_HUBERT: dict[str, Any] = {
     "num_attention_heads": 2,
     "intermediate_size": 128,
 }
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(run: Callable[[], object], warm_up: Callable[[], object], device: str) -> float:
-    """Seconds of ``run`` after ``warm_up`` (kernels, allocator, caches), the device synchronised around it."""
-    warm_up()
-    _sync(device)
-    start = time.perf_counter()
-    run()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def _flops(run: Callable[[], object]) -> int:
@@ -202,9 +187,9 @@ def _image_rows(
         tokenize_shard(Store(str(tmp / "store")), setup.root, job, f"{precision}-{next(runs)}", ref, settings)
 
     timings = {
-        "bare encoder": _timed(bare, lambda: bare(min(count, batch)), device),
-        "pipeline": _timed(pipeline, lambda: pipeline(setup.jpegs[:batch]), device),
-        "shard": _timed(shard, lambda: shard(setup.warm_job), device),
+        "bare encoder": timed(bare, device, lambda: bare(min(count, batch))),
+        "pipeline": timed(pipeline, device, lambda: pipeline(setup.jpegs[:batch])),
+        "shard": timed(shard, device, lambda: shard(setup.warm_job)),
     }
     rows = []
     for name, seconds in timings.items():
@@ -308,13 +293,13 @@ def _speech_rows(
         settings = ExtractSettings(keep="all", batch_size=args.utterance_batch, io_workers=args.workers)
         extract_shard(Store(str(tmp / "store")), setup.root, job, f"{precision}-{next(runs)}", ref, settings)
 
-    timings = {"bare forward": _timed(bare, lambda: bare(batches[:1]), device)}
+    timings = {"bare forward": timed(bare, device, lambda: bare(batches[:1]))}
     extractor.extract(waves[:4])
     valid, computed = extractor._frames
-    timings["extractor"] = _timed(lambda: extractor.extract(waves), lambda: None, device)
+    timings["extractor"] = timed(lambda: extractor.extract(waves), device, lambda: None)
     padding = 1 - (extractor._frames[0] - valid) / max(extractor._frames[1] - computed, 1)
     report.setdefault("speech_padding", {})[precision] = round(padding, 4)
-    timings["shard"] = _timed(shard, lambda: shard(setup.warm_job), device)
+    timings["shard"] = timed(shard, device, lambda: shard(setup.warm_job))
     seconds = sum(len(w) for w in waves) / 16_000
     rows = []
     for name, elapsed in timings.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,19 @@ import torch
 from im2sp_models.speech_features import load_extractor
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def _timed(run: Any, device: str) -> float:
-    run()
-    _sync(device)
+def timed(run: Callable[[], object], device: str, warm_up: Callable[[], object] | None = None) -> float:
+    """Seconds of ``run`` after ``warm_up`` (by default ``run`` itself: kernels, allocator, caches), synchronised."""
+    (warm_up or run)()
+    sync(device)
     start = time.perf_counter()
     run()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -60,11 +63,11 @@ def extraction(device: str, utterances: int) -> None:
                     model(torch.from_numpy(wave[None]).to(device)).last_hidden_state.float().cpu()
 
         print(f"extraction: HuBERT-Base layer 6, {utterances} utterances, {seconds:.0f} s of audio, {device}")
-        loop_s = _timed(loop, device)
+        loop_s = timed(loop, device)
         print(f"  per-utterance loop (bf16)   {seconds / loop_s:8.0f} audio-s/s")
         for batch, padded_convs in ((32, False), (8, True), (32, True), (64, True)):
             base.batch_size, base.max_batch_frames, base.pad_conv_stack = batch, batch * 300, padded_convs
-            elapsed = _timed(lambda: base.extract(waves), device)
+            elapsed = timed(lambda: base.extract(waves), device)
             what = "all padded" if padded_convs else "convs alone"
             print(f"  batch {batch:3d}, {what:11s}      {seconds / elapsed:8.0f} audio-s/s  ×{loop_s / elapsed:.2f}")
         base.batch_size, base.max_batch_frames, base.pad_conv_stack = 32, 32 * 300, True
@@ -102,7 +105,7 @@ def assignment(device: str, frames: int) -> None:
             labels.append(torch.argmin(norms[None, :] - 2.0 * x @ c.T, dim=1).cpu())
         return torch.cat(labels).numpy()
 
-    gpu_s = _timed(gpu_assign, device)
+    gpu_s = timed(gpu_assign, device)
     labels = gpu_assign()
     print(f"assignment: {frames} × 768 frames, K = 200")
     print(f"  scikit-learn predict (float64, host cores) {sk_s:.2f} s; exact float32 on {device} {gpu_s:.3f} s")

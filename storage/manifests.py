@@ -253,11 +253,8 @@ def ok_media(version: StoreVersion, table: str) -> dict[str, tuple[str, str]]:
     """
     data = read_table(version, table, ["id", "status", "path", "sha256"])
     data = data.filter(pc.equal(data["status"], OK))
-    media: dict[str, tuple[str, str]] = {}
-    for batch in data.to_batches(max_chunksize=65_536):  # Python lists of one batch at a time, not of all rows
-        pairs = zip(batch["path"].to_pylist(), batch["sha256"].to_pylist(), strict=True)
-        media.update(zip(batch["id"].to_pylist(), pairs, strict=True))
-    return media
+    pairs = zip(data["path"].to_pylist(), data["sha256"].to_pylist(), strict=True)
+    return dict(zip(data["id"].to_pylist(), pairs, strict=True))
 
 
 def ok_rows_for(version: StoreVersion, table: str, columns: list[str], ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from storage.errors import CorruptShardError, DamagedPointerError, Im2SpError, NotCommittedError
 from storage.format import FORMAT_VERSION, check_format_version
-from storage.kinds import REBUILT_BY
+from storage.kinds import REBUILT_BY, SHARED
 from storage.marker import CommitMarker
 from storage.store import Store
 
@@ -257,6 +257,26 @@ def current_version(store: Store, dataset: str, kind: str, *, damaged_as_missing
             return None
         raise
     return found[0] if found else None
+
+
+def current_learned_from(
+    store: Store, kind: str, inputs: str, marker_key: str | None = None
+) -> tuple[StoreVersion, dict[str, Any]] | None:
+    """The current shared model of ``kind`` and its ``produced_by`` when it was learned from exactly ``inputs``.
+
+    ``inputs`` is the fingerprint a learn flow records in ``produced_by.inputs`` (FORMAT §8, §11); an empty one
+    matches nothing. The model's ``all`` shard must also be intact: committed for the fingerprint its marker
+    carries (``produced_by[marker_key]``, or the version name when ``marker_key`` is None) and not flagged
+    damaged. Else None: the caller learns the model again.
+    """
+    version = current_version(store, SHARED, kind)
+    if not inputs or version is None:
+        return None
+    made: dict[str, Any] = version.info()["produced_by"]
+    marker = version.version if marker_key is None else str(made.get(marker_key))
+    if made.get("inputs") != inputs or version.needs_build("all", marker):
+        return None
+    return version, made
 
 
 def list_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:

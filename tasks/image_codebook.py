@@ -22,7 +22,7 @@ from storage.kinds import IMAGE_CODEBOOK, SHARED
 from storage.locks import shard_lock
 from storage.reader import verified_local_copy
 from storage.store import Store, StoreRef
-from storage.versions import StoreVersion, current_version
+from storage.versions import StoreVersion, current_learned_from, current_version
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,12 @@ def codebook_inputs(images: list[tuple[str, str]], settings: ImageCodebookSettin
 
 def reusable_codebook(store: Store, inputs: str) -> CodebookRef | None:
     """The current codebook when it was learned from exactly ``inputs`` and is intact, else None."""
-    version = current_version(store, SHARED, IMAGE_CODEBOOK)
-    if version is None:
+    found = current_learned_from(store, IMAGE_CODEBOOK, inputs)
+    if found is None:
         return None
-    made = version.info()["produced_by"]
-    if made.get("inputs") != inputs or version.needs_build("all", version.version):
-        return None
-    return CodebookRef(
-        version.version, version.url, made["codebook_size"], made["images"], made.get("skipped_images", 0), reused=True
-    )
+    version, made = found
+    skipped = made.get("skipped_images", 0)
+    return CodebookRef(version.version, version.url, made["codebook_size"], made["images"], skipped, reused=True)
 
 
 def sample_images(

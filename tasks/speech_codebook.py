@@ -29,7 +29,7 @@ from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES
 from storage.locks import shard_lock
 from storage.reader import verify_shard
 from storage.store import Store, StoreRef
-from storage.versions import StoreVersion, current_version
+from storage.versions import StoreVersion, current_learned_from, current_version
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,10 @@ def codebook_inputs(store: Store, datasets: list[str], settings: SpeechCodebookS
 
 def reusable_speech_codebook(store: Store, inputs: str) -> SpeechCodebookRef | None:
     """The current codebook when it was learned from exactly ``inputs`` and is intact, else None."""
-    version = current_version(store, SHARED, SPEECH_CODEBOOK)
-    if not inputs or version is None:
+    found = current_learned_from(store, SPEECH_CODEBOOK, inputs, "extractor_fingerprint")
+    if found is None:
         return None
-    made = version.info()["produced_by"]
-    if made.get("inputs") != inputs or version.needs_build("all", str(made.get("extractor_fingerprint"))):
-        return None
+    version, made = found
     dim, frames, inertia = int(made["dim"]), int(made["sample_frames"]), float(made["inertia"])
     return SpeechCodebookRef(version.version, version.url, int(made["clusters"]), dim, frames, inertia, reused=True)
 
