@@ -1,7 +1,8 @@
 """Unitizing one shard of utterances: exact nearest-centroid assignment with faiss (plain function + task).
 
 With ``keep: all`` the stored features are read back; with ``keep: sample`` they were never stored, so the
-task extracts and assigns in one pass and only units are written. The dtype of the frames assigned (float16
+task extracts and assigns in one pass, in the same longest-first length buckets as extract-speech-features,
+and only units are written. The dtype of the frames assigned (float16
 as stored, float32 as computed) moves a few nearest centroids, so it is part of the units' version id.
 """
 
@@ -11,7 +12,6 @@ import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.jobs import ShardJob, ShardOutcome, claimed
 from tasks.models import ExtractorRef, extractor_for
-from tasks.speech_features import features_of, load_item, window_batches
+from tasks.speech_features import computed_longest_first
 
 #: The dtype extract-speech-features stores frames in (``tasks.speech_features.extract_shard``); checked against
 #: each features shard's marker before its frames are assigned.
@@ -115,12 +115,17 @@ def non_finite_reason(features: np.ndarray) -> str | None:
     return None if finite else "values contain NaN or Inf (as float16)"
 
 
-def _write_units(writer: SpeechUnitsWriter, index: Any, key: str, features: np.ndarray) -> None:
+def units_or_reason(index: Any, features: np.ndarray) -> np.ndarray | str:
+    """An utterance's units, or why its features cannot be assigned."""
     reason = non_finite_reason(features)
-    if reason is not None:
-        writer.reject(key, reason)
+    return assign(index, features) if reason is None else reason
+
+
+def _write(writer: SpeechUnitsWriter, key: str, outcome: np.ndarray | str) -> None:
+    if isinstance(outcome, str):
+        writer.reject(key, outcome)
     else:
-        writer.write(key, {"units": assign(index, features)})
+        writer.write(key, {"units": outcome})
 
 
 def unitize_shard(
@@ -168,18 +173,21 @@ def unitize_shard(
                         f"{source.feature_dtype}; rerun extract-speech-features, then unitize-speech"
                     )
                 for key, values in iter_ragged(features, job.shard_id):
-                    _write_units(writer, index, key, values)
+                    _write(writer, key, units_or_reason(index, values))
                 for rejection in upstream.rejected:
                     writer.reject(rejection.key, rejection.reason)
             else:
                 extractor = extractor_for(source.extractor)
-                load = partial(load_item, root, min_samples=extractor.min_samples)
-                io_workers = settings.io_workers
-                with ThreadPoolExecutor(max_workers=io_workers) as pool:
-                    for batch in window_batches(pool, load, job.items, settings.batch_size, writer.reject, io_workers):
-                        computed = features_of(extractor, [waveform for _, waveform in batch], source.chunk_seconds)
-                        for (key, _), values in zip(batch, computed, strict=True):
-                            _write_units(writer, index, key, values)
+                # Computed longest first, as extract-speech-features computes them; a shard's units are small, so
+                # they are held and written in plan order.
+                units: dict[int, np.ndarray | str] = {}
+                with ThreadPoolExecutor(max_workers=settings.io_workers) as pool:
+                    for position, result in computed_longest_first(
+                        pool, root, extractor, job.items, settings.batch_size, source.chunk_seconds, settings.io_workers
+                    ):
+                        units[position] = result if isinstance(result, str) else units_or_reason(index, result)
+                for position, (key, _, _) in enumerate(job.items):
+                    _write(writer, key, units.pop(position))
         return ShardOutcome.of(version, job, built=True)
 
 
