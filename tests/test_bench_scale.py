@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from benchmarks.bench_scale import WorkClock, pipeline_config
@@ -29,3 +31,12 @@ def test_work_clock_counts_overlapping_work_once() -> None:
     clock.intervals = [(0.0, 2.0), (1.0, 3.0), (2.5, 2.7), (5.0, 6.0)]
     assert clock.covered() == 4.0
     assert clock.wrap(lambda x: x + 1)(1) == 2 and len(clock.intervals) == 5
+
+
+def test_a_step_process_reports_its_own_peak_memory_not_its_parents() -> None:
+    held = b"\x01" * (600 * 2**20)  # the parent's peak, touched
+    child = "from benchmarks.bench_scale import peak_rss_mib; grown = b'\\x01' * (200 * 2**20); print(peak_rss_mib())"
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    peak = float(done.stdout.strip())
+    assert 200 <= peak < 600, peak
+    assert len(held) == 600 * 2**20
