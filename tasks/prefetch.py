@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Tally(Generic[R]):
+    """What an :func:`ordered_prefetch` has under way: the loads still running and the weight loaded ahead.
+
+    Kept by the futures' done-callbacks, so each step of the prefetch costs O(loaders) instead of a scan of
+    every future in its window (a scan per item made a shard's look-ahead quadratic in the window).
+    """
+
+    def __init__(self, weight: Callable[[R], int] | None) -> None:
+        self._weight = weight
+        self._lock = threading.Lock()
+        self._running: set[Future[R]] = set()
+        self._weights: dict[Future[R], int] = {}
+        self._taken: set[Future[R]] = set()
+        self.loaded = 0
+
+    def track(self, future: Future[R]) -> Future[R]:
+        """Count ``future`` as running until it is done."""
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[R]) -> None:
+        weight = 0
+        try:
+            if self._weight is not None and not future.cancelled() and future.exception() is None:
+                weight = self._weight(future.result())
+        finally:
+            with self._lock:
+                self._running.discard(future)
+                if future in self._taken:  # handed out before this callback ran: never ahead
+                    self._taken.discard(future)
+                else:
+                    self._weights[future] = weight
+                    self.loaded += weight
+
+    def running(self) -> list[Future[R]]:
+        """The loads still under way (at most ``loaders`` and the one just submitted)."""
+        with self._lock:
+            return [f for f in self._running if not f.done()]
+
+    def take(self, future: Future[R]) -> R:
+        """``future``'s result, no longer counted as loaded ahead."""
+        result = future.result()
+        with self._lock:
+            if future in self._weights:
+                self.loaded -= self._weights.pop(future)
+            else:
+                self._taken.add(future)
+        return result
 
 
 def ordered_prefetch(
@@ -29,27 +82,24 @@ def ordered_prefetch(
     they finish: what is held ahead stays below ``max_weight`` plus ``loaders`` items, whatever the item sizes.
     """
     pending: deque[Future[R]] = deque()
-
-    def loaded() -> int:
-        return sum(weight(f.result()) for f in pending if weight is not None and f.done() and f.exception() is None)
-
+    tally: _Tally[R] = _Tally(weight)
     for item in items:
-        pending.append(pool.submit(fn, item))
+        pending.append(tally.track(pool.submit(fn, item)))
         while pending:
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield tally.take(pending.popleft())
                 continue
             if max_weight is None:
                 break
-            running = [f for f in pending if not f.done()]
+            running = tally.running()
             if len(running) >= loaders:
                 wait(running, return_when=FIRST_COMPLETED)
                 continue
-            if loaded() < max_weight:
+            if tally.loaded < max_weight:
                 break
-            yield pending.popleft().result()
+            yield tally.take(pending.popleft())
     while pending:
-        yield pending.popleft().result()
+        yield tally.take(pending.popleft())
 
 
 def loaded_batches(
