@@ -2,8 +2,8 @@
 
 With ``keep: all`` the stored features are read back; with ``keep: sample`` they were never stored, so the
 task extracts and assigns in one pass, in the same longest-first length buckets as extract-speech-features,
-and only units are written. The dtype of the frames assigned (float16
-as stored, float32 as computed) moves a few nearest centroids, so it is part of the units' version id.
+and only units are written. The dtype of the frames assigned (float16 as stored, float32 as computed) moves
+a few nearest centroids, so it is part of the units' version id.
 """
 
 from __future__ import annotations
