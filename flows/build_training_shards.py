@@ -3,8 +3,10 @@
 Per dataset, xz-compressed WebDataset shards join the current unit stores with the caption text.
 
 The version is named by the manifests, image-units and speech-units versions it joins, so a new codebook
-(through retokenize-images) leads to a new version; one task per planned speech shard; committed shards are
-skipped and the pointer moves when every shard is committed.
+(through retokenize-images) leads to a new version; one task per planned speech shard, whose input fingerprint
+also names the unit shards it reads as the plan expects them (``storage/lineage.py``): every one is checked
+before any task starts, and a stale or missing one stops the run in one line naming the flow to rerun.
+Committed shards are skipped and the pointer moves when every shard is committed.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
-from storage.kinds import IMAGE_UNITS, SPEECH_UNITS, TRAINING_SHARDS
+from storage.kinds import IMAGE_UNITS, MANIFESTS, SPEECH_UNITS, TRAINING_SHARDS
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tasks.training_shards import TRAINING_COMPRESSION, TrainingSources, build_training_shard_task
+from tasks.training_shards import TRAINING_COMPRESSION, TrainingSources, build_training_shard_task, training_jobs
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ def build_training_shards_flow(
     results = []
     with shard_runner(config) as runner:
         for dataset in config.selected(datasets):
-            manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
+            manifest_version, planned, _ = manifest_jobs(store, dataset, "speech")
             sources = training_sources(store, dataset, manifest_version)
+            jobs = training_jobs(StoreVersion(store, dataset, MANIFESTS, manifest_version), planned, sources)
             version = StoreVersion(store, dataset, TRAINING_SHARDS, fingerprint(vars(sources)))
             version.ensure_created({**vars(sources), "format": f"webdataset, {TRAINING_COMPRESSION}"})
             summary = run_and_publish(

@@ -97,14 +97,20 @@ def storage_table(entries: Iterable[StorageEntry]) -> Table:
 
 
 def stale_table(stale: Iterable[StaleVersion]) -> Table:
-    """Return the versions no pointer names, with the bytes deleting them would free."""
+    """Return the versions no pointer names, with the bytes deleting them would free (or why one is kept)."""
     rows = list(stale)
-    table = Table(title=f"stale versions: {human_bytes(sum(v.stored_bytes for v in rows))} reclaimable")
-    for column in ("dataset", "kind", "version", "created", "stored"):
-        table.add_column(column, justify="right" if column == "stored" else "left")
+    reclaimable = sum(v.stored_bytes for v in rows if not v.kept_because)
+    table = Table(title=f"stale versions: {human_bytes(reclaimable)} reclaimable")
+    for column in ("dataset", "kind", "version", "created", "stored", "kept because"):
+        table.add_column(column, justify="right" if column == "stored" else "left", overflow="fold")
     for version in rows:
         table.add_row(
-            version.dataset, version.kind, version.version, version.created_at, human_bytes(version.stored_bytes)
+            version.dataset,
+            version.kind,
+            version.version,
+            version.created_at,
+            human_bytes(version.stored_bytes),
+            version.kept_because or "-",
         )
     return table
 

@@ -196,6 +196,8 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
     create_table_artifact(key="storage-report", table=rows, description="Bytes per dataset and representation")
     stale = document["stale_versions"]
     stale_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {human_bytes(v['stored_bytes'])}" for v in stale]
+    kept = document.get("kept_versions", [])
+    kept_lines = [f"- {v['dataset']}/{v['kind']}/{v['version']}: {v['kept_because']}" for v in kept]
     skipped: list[str] = []
     unmeasured = document["unmeasured"]
     unmeasured_lines = [f"- {u['dataset']}/{u['kind']}: {u['problem']} (rerun {u['rerun']})" for u in unmeasured]
@@ -208,6 +210,10 @@ def storage_report_flow(config: PipelineConfig) -> dict[str, Any]:
             f"## Stale versions: {len(stale)}, {human_bytes(document['reclaimable_bytes'])} reclaimable",
             "",
             *(stale_lines or ["none"]),
+            "",
+            f"## Kept though no pointer names them: {len(kept)} (a downstream version reads them)",
+            "",
+            *(kept_lines or ["none"]),
             "",
             f"## Stores that could not be measured: {len(unmeasured)}",
             "",

@@ -5,7 +5,9 @@ Triggered by the event ``im2sp.codebook.updated`` (the payload names the codeboo
 compares the version the current codebook would produce with the version the dataset's ``current`` pointer
 names; stale datasets are rebuilt by tokenize-images / unitize-speech, which skip shards already committed in
 the new version (so a partly built version is only completed) and switch the pointer only when every shard is
-committed. Afterwards old versions beyond ``retokenize.retention`` are deleted.
+committed. Afterwards old versions beyond ``retokenize.retention`` are deleted, except those a downstream version
+still reads (the current training shards, training shards a run was trained on: ``storage.lineage``), which are
+kept and named in the artifact with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from flows.tokenize_images import tokenize_images_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS
+from storage.lineage import kept_by_downstream
 from storage.store import Store
 from storage.versions import apply_retention, current_version
 from tasks.image_codebook import current_codebook
@@ -40,6 +43,7 @@ class KindOutcome:
     stale: list[str] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)
     deleted: dict[str, list[str]] = field(default_factory=dict)
+    kept: dict[str, dict[str, str]] = field(default_factory=dict)
     note: str = ""
 
 
@@ -55,7 +59,11 @@ def _rebuild_stale(
         rebuild(config, datasets=outcome.stale)
         outcome.rebuilt = list(outcome.stale)
     for dataset in config.datasets:
-        outcome.deleted[dataset] = apply_retention(store, dataset, store_kind, config.retokenize.retention)
+        read = {v: why for (kind, v), why in kept_by_downstream(store, dataset).items() if kind == store_kind}
+        current = current_version(store, dataset, store_kind, damaged_as_missing=True)
+        outcome.kept[dataset] = {v: why for v, why in read.items() if current is None or v != current.version}
+        retention = config.retokenize.retention
+        outcome.deleted[dataset] = apply_retention(store, dataset, store_kind, retention, read_downstream=read)
     return outcome
 
 
@@ -103,11 +111,13 @@ def retokenize_images_flow(
     if kind in (None, "", "speech"):
         outcomes.append(_speech(config, store))
     lines = [
-        "| units | current codebook's version | stale datasets | rebuilt | versions deleted | note |",
-        "|---|---|---|---|---|---|",
+        "| units | current codebook's version | stale datasets | rebuilt | versions deleted | kept (read downstream) "
+        "| note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         deleted = ", ".join(f"{d}: {len(v)}" for d, v in outcome.deleted.items() if v) or "none"
+        kept = "; ".join(f"{d}/{v}: {why}" for d, found in outcome.kept.items() for v, why in found.items()) or "none"
         logger.info(
             "%s units: expected version %s, stale %s, rebuilt %s, deleted %s",
             outcome.kind,
@@ -118,7 +128,7 @@ def retokenize_images_flow(
         )
         lines.append(
             f"| {outcome.kind} | {outcome.expected_version or '-'} | {', '.join(outcome.stale) or 'none'} | "
-            f"{', '.join(outcome.rebuilt) or 'none'} | {deleted} | {outcome.note} |"
+            f"{', '.join(outcome.rebuilt) or 'none'} | {deleted} | {kept} | {outcome.note} |"
         )
     trigger = f"codebook {codebook_id} ({kind})" if codebook_id else "schedule or manual run"
     create_markdown_artifact(

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.errors import Im2SpError
-from storage.kinds import MANIFESTS
+from storage.kinds import MANIFESTS, REBUILT_BY
+from storage.lineage import check_inputs
 from storage.manifests import ok_media, planned_shards
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
@@ -60,9 +61,15 @@ def run_and_publish(
     nothing to do costs one marker listing and a read per marker, not a Prefect task run per shard. The
     task checks again under the shard's lock, so a concurrent run still builds each shard once. Shards of an
     earlier plan (items moved after a manifest change) would otherwise be counted twice.
+
+    Raises:
+        StaleInputError: An input shard of a job to build is missing or of another plan (checked before any task
+            starts; each task checks its own again before it commits).
     """
     outcomes = committed_outcomes(version, jobs)
-    futures = [submit(job=job) for job in jobs if job.shard_id not in outcomes]
+    todo = [job for job in jobs if job.shard_id not in outcomes]
+    check_inputs(version.store, version.dataset, (i for job in todo for i in job.inputs), REBUILT_BY[version.kind])
+    futures = [submit(job=job) for job in todo]
     for done, future in enumerate(futures, start=1):
         outcome = future.result()
         outcomes[outcome.shard_id] = outcome

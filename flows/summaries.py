@@ -76,10 +76,11 @@ def evaluation(results: Any) -> list[RenderableType]:
 
 
 def storage(document: Any) -> list[RenderableType]:
-    """storage-report: the storage table, then stale versions and unmeasured stores when there are any."""
+    """storage-report: the storage table, then stale (and kept) versions and unmeasured stores when there are any."""
     lines: list[RenderableType] = [storage_table(StorageEntry(**entry) for entry in document["entries"])]
-    if document["stale_versions"]:
-        lines.append(stale_table(StaleVersion(**stale) for stale in document["stale_versions"]))
+    listed = [*document["stale_versions"], *document.get("kept_versions", [])]
+    if listed:
+        lines.append(stale_table(StaleVersion(**stale) for stale in listed))
     if document.get("unmeasured"):
         lines.append(unmeasured_table(Unmeasured(**u) for u in document["unmeasured"]))
     return lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
@@ -13,7 +15,7 @@ from storage.errors import Im2SpError
 from storage.kinds import SPEECH_FEATURES, SPEECH_UNITS
 from storage.report import speech_unit_entries
 from storage.versions import StoreVersion, current_version
-from tasks.speech_units import UnitCodebook, UnitizeSettings, unitize_shard_task
+from tasks.speech_units import UnitCodebook, UnitizeSettings, features_input, unitize_shard_task
 
 #: What unitize-speech did for one dataset.
 DatasetSpeechUnits = ShardedResult
@@ -39,6 +41,8 @@ def unitize_speech_flow(config: PipelineConfig, datasets: list[str] | None = Non
                     f"dataset {dataset!r} has no current features {features_id}; run extract-speech-features"
                 )
             manifest_version, jobs, _ = manifest_jobs(store, dataset, "speech")
+            if speech.keep == "all":  # each shard's stored features, checked against the plan before any task runs
+                jobs = [replace(job, inputs=(features_input(job, source),)) for job in jobs]
             version = StoreVersion(store, dataset, SPEECH_UNITS, version_id)
             version.ensure_created(
                 {

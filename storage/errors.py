@@ -81,3 +81,11 @@ class CheckpointError(Im2SpError):
 
 class SampleRejected(ItemRejected, ValueError):  # noqa: N818 - a verdict on one sample, not a crash
     """Raised by a writer's ``_add`` when one sample cannot be stored; recorded as a rejection."""
+
+
+class StaleInputError(Im2SpError):
+    """An input shard is missing or was built for other inputs than the current plan expects.
+
+    A step checks every input shard's commit marker before it commits (docs/RELIABILITY.md "Lineage"); the
+    message names the flow whose rerun brings the input up to date.
+    """

@@ -34,11 +34,9 @@ from storage.report_measures import (
     source_entries,
     speech_feature_entries,
     speech_unit_entries,
-    trained_on,
     training_shard_entries,
 )
 from storage.speech_units_writer import SpeechUnitsWriter, read_speech_units
-from storage.store import Store
 from storage.webdataset_writer import WebDatasetWriter
 from storage.writer import ShardWriter
 from storage.zarr_writers import ZarrRaggedWriter, ZarrUnitsWriter
@@ -47,8 +45,6 @@ from storage.zarr_writers import ZarrRaggedWriter, ZarrUnitsWriter
 Scope = Literal["dataset", "shared"]
 #: How the storage report measures a kind's current version: its entries (raises when it cannot be read).
 Measure = Callable[[Measuring], list[StorageEntry]]
-#: The (dataset, version) pairs of a kind that something else still reads, so they are never called stale.
-InUse = Callable[[Store], set[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,8 @@ class StoreKindSpec:
         reader: The function that reads one committed shard of it back.
         measure: How the storage report measures its current version (docs/FORMAT.md §13).
         entry_order: Where its entries come in the report, within its scope (docs/FORMAT.md §13).
-        stale: Whether a version no pointer names is listed as stale (reclaimable); training runs are not.
-        in_use: The versions that stay out of the stale list although no pointer names them.
+        stale: Whether a version no pointer names is listed as stale (reclaimable unless a downstream version
+            reads it: ``storage.lineage.kept_by_downstream``); training runs are not.
     """
 
     name: str
@@ -75,7 +71,6 @@ class StoreKindSpec:
     measure: Measure
     entry_order: int
     stale: bool = True
-    in_use: InUse | None = None
 
 
 #: Every store kind, in pipeline order (the order of docs/FORMAT.md §2; stale versions are listed in it).
@@ -142,7 +137,6 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
         iter_webdataset,
         lambda m: training_shard_entries(m.store, m.dataset, m.memo),
         entry_order=4,
-        in_use=trained_on,  # a training run resumes and is evaluated from the shards it was trained on
     ),
     StoreKindSpec(
         TRAIN_RUNS,

@@ -270,6 +270,25 @@ def ok_rows_for(version: StoreVersion, table: str, columns: list[str], ids: Iter
     return {row["id"]: row for row in chosen.to_pylist()}
 
 
+def image_shards_by_speech_shard(version: StoreVersion) -> dict[str, tuple[str, ...]]:
+    """The image shards holding the images of each speech shard's ok utterances (ok images only), sorted.
+
+    What build-training-shards reads for one speech shard: the lineage it checks and fingerprints. One Arrow join,
+    not a dict per row (617 k utterances at COCO's size).
+    """
+    utterances = shared_table(version, "utterances")
+    utterances = utterances.filter(pc.equal(utterances["status"], OK)).select(["image_id", "shard"])
+    images = shared_table(version, "images")
+    images = images.filter(pc.equal(images["status"], OK)).select(["id", "shard"])
+    images = images.rename_columns(["image_id", "image_shard"])
+    pairs = utterances.join(images, "image_id", join_type="inner").group_by(["shard", "image_shard"]).aggregate([])
+    found: dict[str, list[str]] = {}
+    for speech, image in zip(pairs["shard"].to_pylist(), pairs["image_shard"].to_pylist(), strict=True):
+        if speech is not None and image is not None:
+            found.setdefault(speech, []).append(image)
+    return {speech: tuple(sorted(images)) for speech, images in found.items()}
+
+
 #: Manifest tables read by this process, newest last: manifest versions never change once committed.
 _SHARED: OrderedDict[tuple[str, str, str], pa.Table] = OrderedDict()
 _SHARED_LOCK = threading.Lock()

@@ -1,7 +1,7 @@
 """The storage report contract: one entry per (dataset, modality, representation), sizes measured on disk.
 
 ``im2sp report storage --json`` prints ``{"format_version": 2, "entries": [...], "stale_versions": [...],
-"reclaimable_bytes": N, "unmeasured": [...]}``. Raw bits are counted at
+"reclaimable_bytes": N, "kept_versions": [...], "unmeasured": [...]}``. Raw bits are counted at
 the model inputs: images as 256×256 RGB bytes, speech as 16 kHz 16-bit PCM. Every store has its entry: the
 source files (from the current manifests), image units, speech units, speech features and training shards per
 dataset, and the shared codebooks and training runs. Which kinds there are, and how each is measured
@@ -21,6 +21,7 @@ from storage.errors import Im2SpError
 from storage.format import FORMAT_VERSION
 from storage.kind_specs import Scope, kinds_of, measured_kinds
 from storage.kinds import SHARED
+from storage.lineage import kept_by_downstream
 from storage.report_measures import (
     IMAGE_RAW_BITS,
     SPEECH_RAW_BITS_PER_SECOND,
@@ -96,28 +97,33 @@ def shared_entries(store: Store) -> tuple[list[StorageEntry], list[Unmeasured]]:
 
 @dataclass(frozen=True)
 class StaleVersion:
-    """A store version that no ``current`` pointer names: an earlier build, or one not finished yet."""
+    """A store version that no ``current`` pointer names: an earlier build, or one not finished yet.
+
+    ``kept_because``: why it is not reclaimable although no pointer names it (a downstream version reads it:
+    ``storage.lineage.kept_by_downstream``); empty when deleting it frees its bytes.
+    """
 
     dataset: str
     kind: str
     version: str
     created_at: str
     stored_bytes: int
+    kept_because: str = ""
 
 
 def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion], list[Unmeasured]]:
     """Every version of the datasets' stores (and shared codebooks) that is not current, newest first.
 
     A kind whose pointer cannot be read lists no stale version (which one is current is not known, so none is
-    called reclaimable) and is returned among the unmeasured stores instead. Versions a kind's spec says are
-    still in use (training shards a training run was trained on) are not listed.
+    called reclaimable) and is returned among the unmeasured stores instead. A version that a downstream
+    version still reads (training shards a training run was trained on, the units the current training shards
+    name, …) is listed with the reason it is kept.
     """
     out = []
     problems = []
     scopes = [*((d, kinds_of("dataset")) for d in datasets), (SHARED, kinds_of("shared"))]
-    every = (*kinds_of("dataset"), *kinds_of("shared"))
-    in_use = {spec.name: spec.in_use(store) for spec in every if spec.in_use is not None}
     for dataset, specs in scopes:
+        kept = kept_by_downstream(store, dataset) if dataset != SHARED else {}
         for kind in (spec.name for spec in specs if spec.stale):
             try:
                 versions: list[StoreVersion] = stale_versions(store, dataset, kind)
@@ -125,13 +131,12 @@ def stale_entries(store: Store, datasets: list[str]) -> tuple[list[StaleVersion]
                 problems.append(as_unmeasured(dataset, kind, error))
                 continue
             for version in versions:
-                if (dataset, version.version) in in_use.get(kind, ()):
-                    continue  # something reads it (a training run resumes from it): deleting it would break that
                 try:
                     created = str(version.info().get("created_at", ""))
                 except (Im2SpError, OSError, ValueError):
                     created = ""
-                out.append(StaleVersion(dataset, kind, version.version, created, store.disk_usage(version.prefix)))
+                why = kept.get((kind, version.version), "")
+                out.append(StaleVersion(dataset, kind, version.version, created, store.disk_usage(version.prefix), why))
     return out, problems
 
 
@@ -139,11 +144,20 @@ def report_json(
     entries: list[StorageEntry], stale: list[StaleVersion] | None = None, unmeasured: list[Unmeasured] | None = None
 ) -> dict[str, Any]:
     """Return the report document of the storage report contract."""
-    stale = stale or []
+    reclaimable = [v for v in stale or [] if not v.kept_because]
+    kept = [v for v in stale or [] if v.kept_because]
     return {
         "format_version": FORMAT_VERSION,
         "entries": [asdict(e) for e in entries],
-        "stale_versions": [asdict(v) for v in stale],
-        "reclaimable_bytes": sum(v.stored_bytes for v in stale),
+        "stale_versions": [_without_reason(v) for v in reclaimable],
+        "reclaimable_bytes": sum(v.stored_bytes for v in reclaimable),
+        "kept_versions": [asdict(v) for v in kept],
         "unmeasured": [asdict(u) for u in unmeasured or []],
     }
+
+
+def _without_reason(version: StaleVersion) -> dict[str, Any]:
+    """A reclaimable version as the report lists it (the fields it always had)."""
+    document = asdict(version)
+    del document["kept_because"]
+    return document

@@ -8,7 +8,6 @@ that store as unmeasured and goes on.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -341,14 +340,3 @@ def checkpoint_entries(store: Store, problems: list[Unmeasured]) -> list[Storage
             StorageEntry(SHARED, "model", "checkpoints", checkpoints, 0, 0, None, stored, run.url, run.version)
         )
     return entries
-
-
-def trained_on(store: Store) -> set[tuple[str, str]]:
-    """The (dataset, training-shards version) pairs some training run was trained on (its ``version.json``)."""
-    used: set[tuple[str, str]] = set()
-    with contextlib.suppress(*UNREADABLE):
-        for run in list_versions(store, SHARED, TRAIN_RUNS):
-            with contextlib.suppress(*UNREADABLE, AttributeError):
-                data = run.info()["produced_by"]["data"]["versions"]
-                used.update((str(dataset), str(version)) for dataset, version in data.items())
-    return used

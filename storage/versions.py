@@ -14,7 +14,7 @@ an old version; the pointer moves (atomically) only once every planned shard of 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -298,12 +298,15 @@ def stale_versions(store: Store, dataset: str, kind: str) -> list[StoreVersion]:
     return sorted(others, key=_created_at, reverse=True)
 
 
-def apply_retention(store: Store, dataset: str, kind: str, keep: int) -> list[str]:
+def apply_retention(
+    store: Store, dataset: str, kind: str, keep: int, read_downstream: Collection[str] = ()
+) -> list[str]:
     """Delete old versions so that at most ``keep`` remain (the current one included); return the deleted ids.
 
     Only versions created before the current one are candidates: a newer, unpublished version may be a build
-    in progress (or one to resume), so it stays. Nothing is deleted while no version is published. Readers
-    only follow the ``current`` pointer, which never names a deleted version.
+    in progress (or one to resume), so it stays. Nothing is deleted while no version is published. Versions in
+    ``read_downstream`` (named by a current downstream version: ``storage.lineage.kept_by_downstream``) are
+    never candidates and take no place among the ``keep``.
     """
     if keep < 1:
         raise ValueError("keep must be at least 1 (the current version)")
@@ -311,7 +314,11 @@ def apply_retention(store: Store, dataset: str, kind: str, keep: int) -> list[st
     if current is None:  # nothing published, or a damaged pointer: delete nothing
         return []
     published_at = _created_at(current)
-    older = [v for v in stale_versions(store, dataset, kind) if _created_at(v) < published_at]
+    older = [
+        v
+        for v in stale_versions(store, dataset, kind)
+        if _created_at(v) < published_at and v.version not in read_downstream
+    ]
     deleted = []
     for version in older[keep - 1 :]:
         store.remove(version.prefix)

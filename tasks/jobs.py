@@ -8,18 +8,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.lineage import InputShard
 from storage.locks import shard_lock
 from storage.versions import StoreVersion
 
 
 @dataclass(frozen=True)
 class ShardJob:
-    """One planned shard: its items (id, path relative to the dataset root, sha256) and input fingerprint."""
+    """One planned shard: its items (id, path relative to the dataset root, sha256) and input fingerprint.
+
+    ``inputs``: the shards of other stores it reads, each with the fingerprint its marker must carry
+    (``storage/lineage.py``); checked before the shard is built and again before it commits.
+    """
 
     dataset: str
     shard_id: str
     input_fingerprint: str
     items: tuple[tuple[str, str, str], ...]
+    inputs: tuple[InputShard, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from prefect import task
 from im2sp_models.kmeans import assign, build_index
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
-from storage.kinds import SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
+from storage.kinds import REBUILT_BY, SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
+from storage.lineage import InputShard, checked_input, unchanged_since
 from storage.reader import iter_ragged, verify_shard
 from storage.speech_units_writer import SpeechUnitsWriter
 from storage.store import Store, StoreRef
@@ -63,6 +64,11 @@ class UnitSource:
     def __post_init__(self) -> None:
         if not self.feature_dtype:
             object.__setattr__(self, "feature_dtype", assigned_dtype(self.keep))
+
+
+def features_input(job: ShardJob, source: UnitSource) -> InputShard:
+    """The stored features shard a ``keep: all`` job assigns: the same planned shard, so the same fingerprint."""
+    return InputShard(SPEECH_FEATURES, source.features_version, job.shard_id, job.input_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -163,9 +169,8 @@ def unitize_shard(
         ) as writer:
             if source.keep == "all":
                 features = StoreVersion(store, job.dataset, SPEECH_FEATURES, source.features_version)
-                upstream = features.require_marker(job.shard_id)
-                if upstream.input_fingerprint != job.input_fingerprint:
-                    raise Im2SpError(f"{features.url}: shard {job.shard_id} is stale; rerun extract-speech-features")
+                expected = features_input(job, source)
+                upstream = checked_input(store, job.dataset, expected, REBUILT_BY[SPEECH_UNITS])
                 stored = upstream.extra.get("dtype")
                 if stored != source.feature_dtype:  # the units' version id names the dtype they were assigned in
                     raise Im2SpError(
@@ -176,6 +181,7 @@ def unitize_shard(
                     _write(writer, key, units_or_reason(index, values))
                 for rejection in upstream.rejected:
                     writer.reject(rejection.key, rejection.reason)
+                unchanged_since(store, job.dataset, {expected: upstream}, REBUILT_BY[SPEECH_UNITS])
             else:
                 extractor = extractor_for(source.extractor)
                 # Computed longest first, as extract-speech-features computes them; a shard's units are small, so

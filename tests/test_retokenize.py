@@ -68,6 +68,7 @@ def test_retokenize_rebuilds_only_stale_stores_and_applies_retention(tmp_path: P
     from flows.learn_image_codebook import learn_image_codebook_flow
     from flows.learn_speech_codebook import learn_speech_codebook_flow
     from flows.pipeline import pipeline_flow
+    from flows.plans import training_plan
     from flows.report import history, storage_report_flow
     from flows.retokenize_images import retokenize_images_flow
 
@@ -90,9 +91,10 @@ def test_retokenize_rebuilds_only_stale_stores_and_applies_retention(tmp_path: P
         assert (image.stale, image.rebuilt, image.expected_version) == (["coco"], ["coco"], codebooks[-1])
         current = current_version(store, "coco", IMAGE_UNITS)
         assert current is not None and current.version == codebooks[-1]
-    # retention 2: the first version went when the third was published
-    assert {v.version for v in list_versions(store, "coco", IMAGE_UNITS)} == set(codebooks)
-    assert first.version not in codebooks
+    # retention 2 puts the first version past the newest two, but the current training shards still name it: kept
+    assert {v.version for v in list_versions(store, "coco", IMAGE_UNITS)} == {*codebooks, first.version}
+    assert first.version not in codebooks and "training-shards" in image.kept["coco"][first.version]
+    training_plan(config)  # the current training shards' inputs are all there: training and evaluation can read them
 
     learn_speech_codebook_flow(_config(tmp_path, speech={"seed": 1}))
     (speech,) = retokenize_images_flow(config, kind="speech")
@@ -102,8 +104,12 @@ def test_retokenize_rebuilds_only_stale_stores_and_applies_retention(tmp_path: P
 
     document = storage_report_flow(config)
     stale = {(v["kind"], v["version"]) for v in document["stale_versions"]}
-    assert (IMAGE_UNITS, codebooks[0]) in stale and (SPEECH_UNITS, speech_first.version) in stale
+    assert (IMAGE_UNITS, codebooks[0]) in stale
     assert document["reclaimable_bytes"] == sum(v["stored_bytes"] for v in document["stale_versions"]) > 0
+    kept = {(v["kind"], v["version"]): v["kept_because"] for v in document["kept_versions"]}
+    for kind, version in ((IMAGE_UNITS, first.version), (SPEECH_UNITS, speech_first.version)):
+        assert kept[(kind, version)].startswith("named by training-shards"), kind  # the current training shards'
+        assert (kind, version) not in stale  # never called reclaimable
     units = [e for e in document["entries"] if e["representation"] == "units"]
     assert {(e["modality"], e["codebook"]) for e in units} >= {("image", codebooks[-1])}
     # A damaged kept report is left out of the trend, named, and never stops the report.

@@ -87,6 +87,11 @@ def tiny_config(
     root: Path, sections: dict[str, dict[str, Any]] | None = None, *, shard_size: int = 1
 ) -> PipelineConfig:
     """A pipeline config for ``write_coco(root / "coco", ...)`` with tiny models; ``sections`` update it."""
+    return parse_config(tiny_document(sections, shard_size=shard_size), base=root)
+
+
+def tiny_document(sections: dict[str, dict[str, Any]] | None = None, *, shard_size: int = 1) -> dict[str, Any]:
+    """The config document of :func:`tiny_config` (paths relative to the config file's folder), for a YAML file."""
     document: dict[str, Any] = {
         "store": {"url": "store"},
         "datasets": {"coco": {"kind": "coco", "root": "coco"}},
@@ -98,4 +103,4 @@ def tiny_config(
     }
     for section, values in (sections or {}).items():
         document[section] = {**document.get(section, {}), **values}
-    return parse_config(document, base=root)
+    return document
