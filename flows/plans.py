@@ -19,7 +19,7 @@ from tasks.image_codebook import current_codebook
 from tasks.models import ExtractorRef, TokenizerRef, extractor_for
 from tasks.speech_codebook import current_speech_codebook
 from tasks.speech_units import UnitSource, units_version_id
-from tasks.train import TrainData, TrainSettings
+from tasks.train import TrainData, TrainSettings, units_tokenizer
 
 #: Emitted when a codebook (image or speech) is published; retokenize-images is triggered by it.
 CODEBOOK_EVENT = "im2sp.codebook.updated"
@@ -109,7 +109,8 @@ def training_plan(config: PipelineConfig) -> tuple[TrainData, TrainSettings, tup
     """The data, settings and (image codebook size, K) of the training run the config describes.
 
     Raises:
-        Im2SpError: A dataset has no training shards yet, or the datasets' codebook sizes differ.
+        Im2SpError: A dataset has no training shards yet, or the datasets' codebook sizes or image tokenizers
+            differ.
     """
     section = config.training
     store = config.store.open()
@@ -135,6 +136,7 @@ def training_plan(config: PipelineConfig) -> tuple[TrainData, TrainSettings, tup
         checkpoint_every=section.checkpoint_every,
         log_every=section.log_every,
     )
+    units_tokenizer(store, data)  # one tokenizer made every dataset's image units, or no run at all
     return data, settings, _codebook_sizes(store, data)
 
 

@@ -15,8 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import PipelineConfig
-from flows.plans import tokenizer_ref, training_plan
-from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
+from flows.plans import training_plan
 from tasks.models import TokenizerRef
 from tasks.train import TrainResult, Vocabulary, train_task
 
@@ -50,14 +49,11 @@ def train_im2sp_flow(config: PipelineConfig, stop_after: int | None = None) -> T
     logger = get_run_logger()
     store_ref = config.store.ref()
     data, settings, (image_codebook_size, speech_units) = training_plan(config)
-    tokenizer: TokenizerRef | None
-    try:
-        tokenizer = tokenizer_ref(config, store_ref.open())
-    except (CorruptShardError, NotCommittedError, UnsupportedFormatError):
-        raise  # a damaged codebook (pointer, marker or files) is not "no codebook": the run would lose its vectors
-    except Im2SpError:
-        tokenizer = None
-    vocabulary = Vocabulary(image_codebook_size, speech_units, tokenizer)
+    section = config.image_tokenizer
+    # Only its device and settings (and checkpoint, when of the same kind): the unit embeddings start from the
+    # tokenizer that made the training shards' units, found by their lineage (tasks.train.lineage_tokenizer).
+    configured = TokenizerRef(section.name, str(section.checkpoint or ""), config.device, section.settings())
+    vocabulary = Vocabulary(image_codebook_size, speech_units, configured)
     result = train_task(store_ref, data, settings, vocabulary, config.device, stop_after)
     history = result.history
     if history:

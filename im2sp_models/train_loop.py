@@ -2,10 +2,13 @@
 
 Data order is a pure function of the seed: epoch ``e`` visits the shards in an order drawn from ``(seed, e)``
 and each shard's samples in an order drawn from ``(seed, e, shard name)``. A position is ``(epoch, samples
-consumed in the epoch)``, so a resumed run regenerates the order and skips to it. A checkpoint is the model
-files, ``optimizer.pt``, ``scheduler.pt``, ``rng.pt`` (torch's CPU RNG: random crops, dropout) and
-``state.json`` (step, data position, the metrics so far), handed as bytes to a callback that commits them (the
-store is :mod:`tasks.train`'s). Resumed from those files, a run on the CPU is the uninterrupted one, step for step.
+consumed in the epoch)``, so a resumed run regenerates the order and skips to it: by the shards' sample counts
+when given, decoding only the shard that holds the position. A checkpoint is the model files,
+``optimizer.pt``, ``scheduler.pt``, ``rng.pt`` (torch's CPU RNG: random crops, dropout on the CPU; and the
+CUDA RNGs when the model is on a GPU: dropout there) and ``state.json`` (step, data position, the metrics so
+far), handed as bytes to a callback that commits them (the store is :mod:`tasks.train`'s). Python's and
+numpy's global RNGs are not used by training (the data order has its own generators), so they are not saved.
+Resumed from those files, a run on the CPU is the uninterrupted one, step for step.
 """
 
 from __future__ import annotations
@@ -60,7 +63,13 @@ class Trainee:
 
 
 def seeded_stream(
-    names: Sequence[str], load: Callable[[int], Sequence[Sample]], *, seed: int, epoch: int, offset: int
+    names: Sequence[str],
+    load: Callable[[int], Sequence[Sample]],
+    *,
+    seed: int,
+    epoch: int,
+    offset: int,
+    sizes: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, int, Sample]]:
     """Samples from position ``(epoch, offset)`` on, forever: ``(epoch, offset after it, sample)``.
 
@@ -70,15 +79,25 @@ def seeded_stream(
         seed: The run's seed.
         epoch: Epoch of the starting position.
         offset: Samples of that epoch already consumed.
+        sizes: Samples per shard (its commit marker's count), when known: shards that end at or before
+            ``offset`` are then passed over without being loaded (None: every shard of the epoch is loaded).
 
     Raises:
-        Im2SpError: When the shards hold no samples at all.
+        Im2SpError: When the shards hold no samples at all, or a loaded shard's count differs from ``sizes``.
     """
     while True:
         order = np.random.default_rng([seed, epoch]).permutation(len(names))
         index = 0
         for position in order:
+            if sizes is not None and index + sizes[int(position)] <= offset:
+                index += sizes[int(position)]  # wholly consumed before the position: its order is not needed
+                continue
             samples = load(int(position))
+            if sizes is not None and len(samples) != sizes[int(position)]:
+                raise Im2SpError(
+                    f"shard {names[int(position)]} holds {len(samples)} samples, its marker counts "
+                    f"{sizes[int(position)]}: run im2sp verify, then build-training-shards"
+                )
             salt = int(hashlib.sha256(names[int(position)].encode()).hexdigest()[:8], 16)
             for j in np.random.default_rng([seed, epoch, salt]).permutation(len(samples)):
                 index += 1
@@ -145,22 +164,45 @@ def start(
     if checkpoint is not None:
         optimiser.load_state_dict(_torch_load((checkpoint / "optimizer.pt").read_bytes()))
         scheduler.load_state_dict(_torch_load((checkpoint / "scheduler.pt").read_bytes()))
-        torch.set_rng_state(_torch_load((checkpoint / "rng.pt").read_bytes()))
+        restore_rng_states(_torch_load((checkpoint / "rng.pt").read_bytes()), cuda=device.startswith("cuda"))
     return Trainee(model, optimiser, scheduler, state)
 
 
 def checkpoint_files(trainee: Trainee) -> dict[str, bytes]:
     """The files of a checkpoint of ``trainee`` now: the model's, then optimiser, schedule, RNG and state."""
-    import torch
-
     with tempfile.TemporaryDirectory() as tmp:
         save_model(trainee.model, Path(tmp))
         files = {path.name: path.read_bytes() for path in sorted(Path(tmp).iterdir()) if path.is_file()}
     files["optimizer.pt"] = _torch_bytes(trainee.optimiser.state_dict())
     files["scheduler.pt"] = _torch_bytes(trainee.scheduler.state_dict())
-    files["rng.pt"] = _torch_bytes(torch.get_rng_state())
+    on_gpu = any(parameter.is_cuda for parameter in trainee.model.parameters())
+    files["rng.pt"] = _torch_bytes(rng_states(cuda=on_gpu))
     files["state.json"] = (json.dumps(trainee.state, indent=1) + "\n").encode()
     return files
+
+
+def rng_states(*, cuda: bool) -> dict[str, Any]:
+    """The RNG states a resumed run restores: torch's CPU RNG, and every CUDA device's when ``cuda``."""
+    import torch
+
+    states: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if cuda:
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(saved: Any, *, cuda: bool) -> None:
+    """Restore :func:`rng_states` (or a checkpoint's older ``rng.pt``: the bare CPU state).
+
+    The CUDA states are restored only when resuming on CUDA (``cuda``); a checkpoint written on the CPU, or
+    before they were saved, has none, and the GPU's RNG then starts where it stands.
+    """
+    import torch
+
+    states = saved if isinstance(saved, dict) else {"cpu": saved}
+    torch.set_rng_state(states["cpu"])
+    if cuda and states.get("cuda") is not None:  # a host with fewer GPUs restores those it has
+        torch.cuda.set_rng_state_all(states["cuda"][: torch.cuda.device_count()])
 
 
 def run_steps(

@@ -62,3 +62,14 @@ def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> li
                 )
             )
     return shards
+
+
+def split_of(shard_id: str) -> str:
+    """The split of a shard id made by :func:`plan_shards` (``test-clean-00003`` → ``test-clean``).
+
+    The index is cut off at the last hyphen: split names may hold hyphens, the index never does.
+    """
+    split, hyphen, index = shard_id.rpartition("-")
+    if not hyphen or not split or not index.isdigit():
+        raise ValueError(f"not a shard id of the form <split>-<index>: {shard_id!r}")
+    return split

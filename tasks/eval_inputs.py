@@ -5,6 +5,10 @@ A model kind says what it reads (:data:`~im2sp_models.im2sp_kinds.Reads`): ``ima
 file, read from the dataset root at the manifests' path and checked against the manifests' sha256 (as
 tokenize-images reads it), then the kind's own ``preprocess``. An image that cannot be read or decoded now is
 left out and named, never scored as silence.
+
+Which units a kind may read is judged from lineage (:func:`check_image_units`): the training-shards version's
+``version.json`` names its image-units version, whose ``version.json`` records what tokenized them; a kind that
+only reads units of one tokenizer (:class:`ChecksImageUnits`) refuses any other, however in range their ids.
 """
 
 from __future__ import annotations
@@ -13,24 +17,53 @@ import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from im2sp_models.im2sp_kinds import Im2SpModel
-from storage.kinds import TRAINING_SHARDS
+from storage.errors import Im2SpError
+from storage.kinds import IMAGE_UNITS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.reader import iter_webdataset
+from storage.shard_plan import split_of
 from storage.store import Store
 from storage.versions import StoreVersion
 from tasks.jobs import read_verified
+
+
+@runtime_checkable
+class ChecksImageUnits(Protocol):
+    """A model kind that reads only units of one tokenizer (``official-im2sp-unit``: SeiT's, as the authors')."""
+
+    def image_units_problem(self, produced_by: Mapping[str, Any]) -> str | None:
+        """Why units whose image-units ``version.json`` records ``produced_by`` are not this model's, or None."""
+
+
+def check_image_units(model: Im2SpModel, store: Store, dataset: str, training_version: str) -> None:
+    """Refuse to evaluate ``model`` on training shards whose image units it cannot read as it was trained to.
+
+    Raises:
+        Im2SpError: One line: which units, what differs, and how to make units that match.
+    """
+    if model.reads != "image-units" or not isinstance(model, ChecksImageUnits):
+        return
+    joined = StoreVersion(store, dataset, TRAINING_SHARDS, training_version).info()["produced_by"]
+    units_id = str(joined["image_units"])
+    produced_by = StoreVersion(store, dataset, IMAGE_UNITS, units_id).info()["produced_by"]
+    problem = model.image_units_problem(produced_by)
+    if problem is not None:
+        raise Im2SpError(
+            f"{model.name} cannot be evaluated on {dataset} training shards {training_version} (image units "
+            f"{units_id}): {problem}"
+        )
 
 
 def split_images(store: Store, dataset: str, version_id: str, split: str) -> dict[str, dict[str, Any]]:
     """The split's images in the training shards: image id → ``{"grid": …, "refs": [(key, units), …]}``, sorted."""
     version = StoreVersion(store, dataset, TRAINING_SHARDS, version_id)
     images: dict[str, dict[str, Any]] = {}
-    for shard in sorted(s for s in version.committed() if s.split("-")[0] == split):
+    for shard in sorted(s for s in version.committed() if split_of(s) == split):
         for key, fields in iter_webdataset(version, shard):
             meta = json.loads(fields["json"])
             grid = np.load(io.BytesIO(fields["image.npy"]))

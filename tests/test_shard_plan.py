@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.shard_plan import PlanItem, plan_shards
+from storage.shard_plan import PlanItem, plan_shards, split_of
 
 _items = st.lists(
     st.builds(
@@ -42,3 +42,16 @@ def test_changed_content_changes_only_its_shard_fingerprint() -> None:
     after = plan_shards("image", items, 3)
     assert before[0] == after[0]
     assert before[1].items == after[1].items and before[1].fingerprint != after[1].fingerprint
+
+
+def test_split_of_reads_back_a_split_whose_name_has_a_hyphen() -> None:
+    assert split_of("train-00000") == "train"
+    assert split_of("test-clean-00012") == "test-clean"
+    assert split_of("dev-other-extra-00003") == "dev-other-extra"
+
+
+@given(_items, st.integers(min_value=1, max_value=9), st.sampled_from(["test-clean", "dev-other", "a-b-c"]))
+def test_split_of_every_planned_shard_is_its_split(items: list[PlanItem], size: int, hyphenated: str) -> None:
+    items = [*items, PlanItem("hyph", hyphenated, "0000")]
+    for shard in plan_shards("image", items, size):
+        assert split_of(shard.shard_id) == shard.split
