@@ -7,6 +7,11 @@ speech, kept as WAVs, transcribed and scored like the topline; without one that 
 topline is the reference speech transcribed by the configured ASR, scored against the text captions with
 pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 for the model and dataset is shown
 beside ours with the difference (for our own ``im2sp`` the paper's image-unit model, as context only).
+
+What the units were made by is read from lineage (the training shards' ``version.json`` → their image units'),
+never from the config: ``official-im2sp-unit`` is refused on units not tokenized as the authors did (SeiT's
+ViT-VQGAN with the model's codebook, ``image_preprocess: official``, fp32), so its figure beside the paper's
+compares like with like. Each evaluation's WAVs go to a folder of their own (:func:`tasks.evaluate.wav_folder`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -22,6 +23,7 @@ from flows.config import PipelineConfig
 from flows.plans import image_units_version_id, tokenizer_ref
 from flows.runner import shard_runner
 from flows.sharded import ShardedResult, manifest_jobs, run_and_publish
+from im2sp_models.official_im2sp_unit import tokenizer_provenance
 from storage.kinds import IMAGE_UNITS
 from storage.report import image_unit_entries
 from storage.store import Store
@@ -49,19 +51,22 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
     tokenizer = tokenizer_for(ref)
     settings = TokenizeSettings(section.batch_size, config.sharding.io_workers, section.codec, section.image_preprocess)
     version_id = image_units_version_id(config, tokenizer.fingerprint)
+    provenance_precision = str(getattr(ref.options, "precision", "fp32"))
     results = []
     with shard_runner(config, uses_device=True) as runner:
         for dataset, spec in config.selected(datasets).items():
             manifest_version, jobs, paths = manifest_jobs(store, dataset, "image")
             version = StoreVersion(store, dataset, IMAGE_UNITS, version_id)
-            version.ensure_created(
+            _ensure_recorded(
+                version,
                 {
                     "tokenizer": ref.name,
                     "fingerprint": tokenizer.fingerprint,
                     "codebook_size": tokenizer.codebook_size,
                     "manifests": manifest_version,
                     **({} if version_id == tokenizer.fingerprint else {"image_preprocess": section.image_preprocess}),
-                }
+                    "provenance": tokenizer_provenance(ref.name, ref.checkpoint, provenance_precision),
+                },
             )
             progress = create_progress_artifact(
                 progress=0.0, key=f"tokenize-images-{dataset}", description=f"{dataset}: shards committed"
@@ -99,6 +104,20 @@ def tokenize_images_flow(config: PipelineConfig, datasets: list[str] | None = No
             _artifacts(store, result)
             results.append(result)
     return results
+
+
+def _ensure_recorded(version: StoreVersion, produced_by: dict[str, Any]) -> None:
+    """``version.json`` as :meth:`StoreVersion.ensure_created` writes it, ``provenance`` added where it lacks it.
+
+    Versions made before ``provenance`` was recorded get it from the next run that opens them: the version id
+    hashes the tokenizer's checkpoint bytes, precision and preprocessing, so what this run records is true of them
+    (the id is unchanged). A version that has it is not written again.
+    """
+    version.ensure_created(produced_by)
+    info = version.info()
+    if "provenance" not in info["produced_by"]:
+        recorded = {**info, "produced_by": {**info["produced_by"], "provenance": produced_by["provenance"]}}
+        version.store.write_json(f"{version.prefix}/version.json", recorded)
 
 
 def _progress(artifact: UUID, done: int, total: int) -> None:

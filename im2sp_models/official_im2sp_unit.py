@@ -23,10 +23,16 @@ cosine (``utils.convert_to_tokens``; the ids are what ``vit-vqgan`` with SeiT's 
 row's *raw* (unnormalised) vector → ``(B, 32, 32, 32)`` channels first → centre crop 28 × 28 (``CC(28)``:
 offset ``(32 - 28) // 2 = 2``) → the ViT above. :meth:`OfficialIm2SpUnit.generate` takes the 32 × 32 id grids
 and does the steps from the codebook lookup on.
+
+**Which units.** Only ids made as the authors made them mean what the model learned: SeiT's tokenizer with *this*
+``codebook.ckpt``, their decoding of the image file (``image_preprocess: official``) and fp32. An id grid of
+another tokenizer is in range all the same, so :meth:`OfficialIm2SpUnit.image_units_problem` judges the units
+by what tokenize-images recorded of them (:func:`tokenizer_provenance`), never by their values or names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +56,30 @@ from storage.hashing import fingerprint, sha256_file
 
 #: Keys that may be in a released checkpoint and are not used: SeiT's tokenizer, the ViT's final norm and head.
 UNUSED = ("position_ids", "tokenizer.", SEIT_PREFIX + "norm.", SEIT_PREFIX + "head.", SEIT_PREFIX + "fc_norm.")
+#: How to make units this model reads, as its refusal says it.
+UNITS_FIX = (
+    "tokenize-images with SeiT's ViT-VQGAN as the authors did (image_tokenizer {name: vit-vqgan, checkpoint: "
+    "SeiT's folder of tokenizer.ckpt + the model's codebook.ckpt, trust_pickle: true, precision: fp32, "
+    "image_preprocess: official}), then run build-training-shards"
+)
+
+
+def tokenizer_provenance(tokenizer: str, checkpoint: str, precision: str) -> dict[str, Any]:
+    """What tokenize-images records of a tokenizer beside its fingerprint (a hash, which cannot tell these).
+
+    Args:
+        tokenizer: The tokenizer's registry name.
+        checkpoint: Its local checkpoint ("" for none): SeiT's pair is a folder holding ``tokenizer.ckpt``, as
+            ``vit-vqgan`` loads it.
+        precision: The tokenizer's precision setting.
+
+    Returns:
+        ``seit_codebook_sha256`` (sha256 of SeiT's ``codebook.ckpt``; None for any other tokenizer or checkpoint)
+        and ``precision``.
+    """
+    folder = Path(checkpoint)
+    seit = tokenizer == "vit-vqgan" and checkpoint != "" and (folder / "tokenizer.ckpt").is_file()
+    return {"seit_codebook_sha256": sha256_file(folder / "codebook.ckpt") if seit else None, "precision": precision}
 
 
 class OfficialIm2SpUnitSettings(OfficialIm2SpSettings):
@@ -93,13 +123,20 @@ class OfficialIm2SpUnit:
     reads: ClassVar[Reads] = "image-units"
 
     def __init__(
-        self, model: Any, settings: OfficialIm2SpUnitSettings, speech_units: int, codebook: Any, checksum: str
+        self,
+        model: Any,
+        settings: OfficialIm2SpUnitSettings,
+        speech_units: int,
+        codebook: Any,
+        checksum: str,
+        codebook_sha256: str = "",
     ) -> None:
         self.model = model
         self.settings = settings
         self.codebook = codebook
         self._speech_units = speech_units
         self._checksum = checksum
+        self._codebook_sha256 = codebook_sha256
 
     @property
     def speech_units(self) -> int:
@@ -111,6 +148,35 @@ class OfficialIm2SpUnit:
         """Hash of the name, the generation settings and the checkpoint, codebook and config bytes."""
         options = self.settings.model_dump(exclude={"git_config", "codebook"})
         return fingerprint([self.name, options, self._checksum])
+
+    def image_units_problem(self, produced_by: Mapping[str, Any]) -> str | None:
+        """Why units whose image-units ``version.json`` records ``produced_by`` are not this model's, or None.
+
+        Args:
+            produced_by: What tokenize-images recorded: ``tokenizer``, ``image_preprocess`` (absent: ``ours``),
+                ``provenance`` (:func:`tokenizer_provenance`; absent in versions made before it was recorded).
+
+        Returns:
+            One line: what differs from the authors' tokenization, and how to make units that match.
+        """
+        tokenizer = produced_by.get("tokenizer")
+        provenance = produced_by.get("provenance")
+        preprocess = produced_by.get("image_preprocess", "ours")
+        if tokenizer != "vit-vqgan":
+            why = f"they are {tokenizer} units, not SeiT's ViT-VQGAN's"
+        elif not isinstance(provenance, Mapping):
+            why = "their provenance is unknown (tokenized before tokenize-images recorded which checkpoint)"
+        elif provenance.get("seit_codebook_sha256") is None:
+            why = "they are units of a ViT-VQGAN checkpoint that is not SeiT's tokenizer + codebook pair"
+        elif provenance["seit_codebook_sha256"] != self._codebook_sha256:
+            why = f"they index another SeiT codebook.ckpt than the model's ({self.settings.codebook})"
+        elif preprocess != "official":
+            why = f"the images were decoded with image_preprocess: {preprocess}, not the authors' (official)"
+        elif provenance.get("precision") != "fp32":
+            why = f"they were tokenized in {provenance.get('precision')}, not fp32 as the authors did"
+        else:
+            return None
+        return f"{why}: {UNITS_FIX}"
 
     def preprocess(self, data: bytes) -> np.ndarray:
         """Not for this kind: it reads image units (the image tokenizer makes them).
@@ -176,5 +242,6 @@ class OfficialIm2SpUnit:
         model.load_state_dict(match_keys(checkpoint, state, model, UNUSED), strict=False)
         codebook = read_codebook(options.codebook, shape.channels)
         assert options.git_config is not None and options.codebook is not None  # refused above when None
-        checksum = sha256_file(checkpoint) + sha256_file(options.codebook) + config_checksum(options.git_config)
-        return cls(model.to(resolve_device(device)).eval(), options, units, codebook, checksum)
+        codebook_sha256 = sha256_file(options.codebook)
+        checksum = sha256_file(checkpoint) + codebook_sha256 + config_checksum(options.git_config)
+        return cls(model.to(resolve_device(device)).eval(), options, units, codebook, checksum, codebook_sha256)

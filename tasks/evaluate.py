@@ -4,10 +4,16 @@ The test images are those of the training shards' test split. The model is an Im
 (:mod:`im2sp_models.im2sp_kinds`), fed what it reads (:mod:`tasks.eval_inputs`: the stored image-unit grids,
 or the image files); per image it generates speech units, scored against the reference utterances' units
 (:mod:`im2sp_models.evaluation`). Turning units into speech needs a
-unit vocoder (``unit-hifigan``): its WAVs are kept under ``reports/evaluate-im2sp/`` in the store, transcribed
-and scored like the topline; without one that row is reported as not configured. The topline transcribes each
-image's first reference utterance with the configured ASR and scores the transcripts against all the image's
-text captions.
+unit vocoder (``unit-hifigan``): its WAVs are kept in the store, transcribed and scored like the topline; without
+one that row is reported as not configured. The topline transcribes each image's first reference utterance with
+the configured ASR and scores the transcripts against all the image's text captions.
+
+The WAVs of one evaluation go to a folder of their own,
+``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>/``, the fingerprint hashing what made them (the
+model's fingerprint, its generation settings, the vocoder's fingerprint, the training-shards version, the split
+and the evaluated image ids): two models, checkpoints or image sets never share a folder, so none overwrites
+another's WAVs or leaves a mix. ``evaluation.json``, written after the WAVs, records what made them; a folder
+that has it is complete, and evaluating the same again writes nothing there.
 """
 
 from __future__ import annotations
@@ -21,14 +27,23 @@ import numpy as np
 from prefect import task
 
 from im2sp_models.evaluation import examples, generate, score_generated_speech, score_units, topline
+from storage.hashing import fingerprint
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
-from tasks.eval_inputs import generate_units, model_inputs, split_images
+from tasks.eval_inputs import check_image_units, generate_units, model_inputs, split_images
 from tasks.models import AsrRef, Im2SpModelRef, VocoderRef, asr_for, im2sp_model_for, vocoder_for
 
-__all__ = ["EvalModels", "EvalResult", "EvalSettings", "evaluate_dataset", "evaluate_dataset_task", "generate"]
+__all__ = [
+    "EvalModels",
+    "EvalResult",
+    "EvalSettings",
+    "evaluate_dataset",
+    "evaluate_dataset_task",
+    "generate",
+    "wav_folder",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ def evaluate_dataset(
 ) -> EvalResult:
     """Generate for the dataset's test images and score units; transcribe the reference speech for the topline."""
     model = im2sp_model_for(models.model)
+    check_image_units(model, store, dataset, training_version)
     asr, vocoder = models.asr, models.vocoder
     images = split_images(store, dataset, training_version, settings.split)
     listed = list(images)[: settings.max_images] if settings.max_images else list(images)
@@ -100,7 +116,16 @@ def evaluate_dataset(
     keys = {i: images[i]["refs"][0][0] for i in scorable}
     scores, note, transcripts = _topline(manifests, root, captions, keys, asr)
     speech = {i: generated[i] for i in scorable}
-    generated_scores, generated_note, spoken, wavs = _generated_speech(store, dataset, captions, speech, asr, vocoder)
+    made_by = {
+        "model": {"kind": models.model.name, "checkpoint": models.model.checkpoint, "fingerprint": model.fingerprint},
+        "beams": settings.beams,
+        "max_units": settings.max_units,
+        "training_shards": training_version,
+        "split": settings.split,
+    }
+    generated_scores, generated_note, spoken, wavs = _generated_speech(
+        store, dataset, captions, speech, asr, vocoder, made_by
+    )
     if unreadable:
         generated_note += f"; {len(unreadable)} test images unreadable now, not evaluated ({unreadable[0]})"
     return EvalResult(
@@ -139,21 +164,45 @@ def _generated_speech(
     units: dict[str, np.ndarray],
     asr: AsrRef | None,
     vocoder: VocoderRef | None,
+    made_by: dict[str, Any],
 ) -> tuple[dict[str, float | None] | None, str, dict[str, str], str]:
-    """The generated speech's scores (``units``: of the scorable images), a note, the transcripts, the WAVs' key."""
+    """The generated speech's scores (``units``: of the scorable images), a note, the transcripts, the WAVs' key.
+
+    ``made_by`` says what generated ``units`` (see :func:`wav_folder`).
+    """
     if not units:
         return None, "no test image with captions to score against", {}, ""
     if vocoder is None or asr is None:
         return None, "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR"), {}, ""
     synthesizer = vocoder_for(vocoder)
-    wavs = f"reports/evaluate-im2sp/{dataset}/{synthesizer.fingerprint}"
+    record = {**made_by, "vocoder": {"name": vocoder.name, "fingerprint": synthesizer.fingerprint}, "images": [*units]}
+    wavs = wav_folder(dataset, record)
+    # complete (its record is written last): these very WAVs are there already, nothing to write
+    done = all(store.exists(f"{wavs}/{name}") for name in ["evaluation.json", *(f"{i}.wav" for i in units)])
 
     def keep(image_id: str, wav: bytes) -> None:
-        store.write_bytes(f"{wavs}/{image_id}.wav", wav)
+        if not done:
+            store.write_bytes(f"{wavs}/{image_id}.wav", wav)
 
     scored, spoken = score_generated_speech(synthesizer, asr_for(asr), captions, units, keep)
+    if not done:
+        store.write_json(f"{wavs}/evaluation.json", record)  # last: the folder is whole
     note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
     return scored.scores, note, spoken, wavs
+
+
+def wav_folder(dataset: str, record: dict[str, Any]) -> str:
+    """The store folder of one evaluation's WAVs: ``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>``.
+
+    Args:
+        dataset: The dataset evaluated.
+        record: What made the WAVs: ``model`` (``kind``, ``checkpoint``, ``fingerprint``), ``vocoder`` (``name``,
+            ``fingerprint``), ``beams``, ``max_units``, ``training_shards``, ``split``, ``images`` (ids, in order).
+            The checkpoint's path is left out of the fingerprint: the model's fingerprint names its bytes.
+    """
+    model = record["model"]
+    identity = {**record, "model": {"kind": model["kind"], "fingerprint": model["fingerprint"]}}
+    return f"reports/evaluate-im2sp/{dataset}/{model['kind']}-{fingerprint(identity)}"
 
 
 @task(name="evaluate-dataset", task_run_name="evaluate-{dataset}")

@@ -57,7 +57,7 @@ def _official_models(root: Path) -> dict[str, dict[str, Any]]:
     (git / "preprocessor_config.json").write_text(json.dumps(crop))
     ref.save_their_checkpoint(ref.pixel_model(git, eos_bias=0.6), root / "Im_to_Speech.ckpt")
     torch.manual_seed(4)
-    codebook = torch.randn(16, 32)  # covers patch-vq's 16 image-unit ids of the tiny pipeline
+    codebook = torch.randn(16, 32)  # covers the 16 image-unit ids of the tiny pipeline (patch-vq's; SeiT's own)
     torch.save(codebook, root / "codebook.ckpt")
     ref.save_their_checkpoint(ref.unit_model(git, codebook, eos_bias=1.4), root / "Im_unit_to_Speech.ckpt")
     common = {"git_config": "git-large", "max_length": 24}  # the tiny GiT has 64 positions
@@ -74,6 +74,28 @@ def _official_models(root: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+class _Tokens(torch.nn.Module):
+    """SeiT's encoder stand-in: ``(B, 3, 256, 256)`` → ``(B, 1024, 32)`` vectors (pickled whole, as theirs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 32, 8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.conv(x).flatten(2).transpose(1, 2)
+        return out
+
+
+def seit_tokenizer(root: Path) -> dict[str, Any]:
+    """A tiny SeiT pair beside ``root / "codebook.ckpt"`` (the unit model's), as the authors tokenized: the section."""
+    folder = root / "seit"
+    folder.mkdir()
+    torch.manual_seed(5)
+    torch.save(_Tokens(), folder / "tokenizer.ckpt")
+    (folder / "codebook.ckpt").write_bytes((root / "codebook.ckpt").read_bytes())
+    return {"name": "vit-vqgan", "checkpoint": "seit", "trust_pickle": True, "image_preprocess": "official"}
+
+
 def test_every_model_kind_fills_every_row_of_the_metrics(
     tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,7 +105,10 @@ def test_every_model_kind_fills_every_row_of_the_metrics(
 
     entries = [coco_entry(1, "train", ["A tone."]), coco_entry(2, "test", ["A beep.", "Tone."])]
     write_coco(tmp_path / "coco", [*entries, coco_entry(3, "test", ["Not a tone."])])
-    pipeline_flow(tiny_config(tmp_path))
+    models = _official_models(tmp_path)
+    # the released unit model reads units of SeiT's tokenizer with its codebook, tokenized as the authors did
+    tokenizer = {"image_tokenizer": seit_tokenizer(tmp_path)}
+    pipeline_flow(tiny_config(tmp_path, tokenizer))
     _checkpoint(tmp_path / "vocoder", {**CONFIG, "num_embeddings": 200})
     tables: list[dict[str, Any]] = []
     monkeypatch.setattr(module, "create_table_artifact", lambda **kwargs: tables.append(kwargs))
@@ -100,10 +125,11 @@ def test_every_model_kind_fills_every_row_of_the_metrics(
         "official-im2sp-unit": "20.1",
         "im2sp": "20.1 (context: the paper's official-im2sp-unit)",
     }
-    for kind, model in _official_models(tmp_path).items():
+    for kind, model in models.items():
         with_java = kind == "official-im2sp"
         monkeypatch.setattr(im2sp_models.caption_metrics, "java_available", java if with_java else lambda: False)
-        (result,) = module.evaluate_im2sp_flow(tiny_config(tmp_path, {"evaluation": {**evaluation, "model": model}}))
+        config = tiny_config(tmp_path, {**tokenizer, "evaluation": {**evaluation, "model": model}})
+        (result,) = module.evaluate_im2sp_flow(config)
         assert result.model == kind and result.images == 2 and result.dataset_kind == "coco"
         assert all(
             0 <= unit < 200 for example in result.examples for unit in map(int, example["generated_units"].split())

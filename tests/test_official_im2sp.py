@@ -192,3 +192,39 @@ def test_the_im2sp_kind_wraps_the_unit_git_this_project_trains(tmp_path: Path) -
     assert kind.speech_units == 20 and kind.fingerprint != ""
     with pytest.raises(CheckpointError, match="model folder"):
         load_im2sp_model("im2sp", tmp_path / "missing", device="cpu")
+
+
+def test_the_unit_model_reads_only_units_tokenized_as_the_authors_did(git_folder: Path, tmp_path: Path) -> None:
+    from im2sp_models.official_im2sp_unit import tokenizer_provenance
+
+    codebook = torch.randn(8, 32)
+    unit = ref.save_their_checkpoint(ref.unit_model(git_folder, codebook), tmp_path / "unit.ckpt")
+    seit = tmp_path / "seit"
+    seit.mkdir()
+    torch.save(codebook, seit / "codebook.ckpt")
+    (seit / "tokenizer.ckpt").write_bytes(b"a pickled encoder")
+    model: Any = load_im2sp_model(
+        "official-im2sp-unit", unit, device="cpu", git_config=git_folder, codebook=seit / "codebook.ckpt", seit_heads=2
+    )
+    theirs = {
+        "tokenizer": "vit-vqgan",
+        "image_preprocess": "official",
+        "provenance": tokenizer_provenance("vit-vqgan", str(seit), "fp32"),
+    }
+    assert model.image_units_problem(theirs) is None
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save(torch.randn(8, 32), other / "codebook.ckpt")
+    (other / "tokenizer.ckpt").write_bytes(b"another encoder")
+    refused = {
+        "they are patch-vq units": {**theirs, "tokenizer": "patch-vq", "provenance": {"seit_codebook_sha256": None}},
+        "provenance is unknown": {key: value for key, value in theirs.items() if key != "provenance"},
+        "not SeiT's": {**theirs, "provenance": tokenizer_provenance("vit-vqgan", str(tmp_path / "v.ckpt"), "fp32")},
+        "another SeiT codebook": {**theirs, "provenance": tokenizer_provenance("vit-vqgan", str(other), "fp32")},
+        "image_preprocess: ours": {key: value for key, value in theirs.items() if key != "image_preprocess"},
+        "in bf16": {**theirs, "provenance": tokenizer_provenance("vit-vqgan", str(seit), "bf16")},
+    }
+    for why, produced_by in refused.items():
+        problem = model.image_units_problem(produced_by)
+        assert problem is not None and why in problem and "image_preprocess: official" in problem, (why, problem)
+    assert tokenizer_provenance("patch-vq", str(seit), "fp32")["seit_codebook_sha256"] is None
