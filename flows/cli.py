@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from flows.cli_errors import DEBUG_VARIABLE, quiet_prefect_console, reported
+from flows.cli_errors import DEBUG_VARIABLE, quiet_prefect_console, reported, user_paths
+
+if TYPE_CHECKING:
+    from flows.config import PipelineConfig
 
 app = typer.Typer(help="Offline data pipeline for image-to-speech captioning.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports on the stores.", no_args_is_help=True)
@@ -33,26 +37,47 @@ def _options(
         os.environ[DEBUG_VARIABLE] = "1"
 
 
+def _absolute_paths(document: Any) -> Iterator[str]:
+    if isinstance(document, dict):
+        for value in document.values():
+            yield from _absolute_paths(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _absolute_paths(value)
+    elif isinstance(document, str) and Path(document).is_absolute():
+        yield document
+
+
+def load_config(config_path: Path) -> PipelineConfig:
+    """Load the config; its store and every path it names are the user's (an OSError there is not a bug)."""
+    from flows.config import load_config as load
+
+    config = load(config_path)
+    user_paths(config.store.url, *_absolute_paths(config.model_dump(mode="json")))  # resolved: roots, checkpoints
+    return config
+
+
 @app.command("sample-data")
 def sample_data(directory: Annotated[Path, typer.Argument(help="Folder to write the sample datasets into.")]) -> None:
     """Write small COCO and Flickr8k datasets in their real layouts, plus DIR/pipeline.yaml."""
     from storage.sample.build import write_sample_data
 
-    with console.status("writing sample images, captions and speech (Piper)…"), reported():
+    with console.status("writing sample images, captions and speech (Piper)…"), reported(directory):
         config = write_sample_data(directory)
     console.print(f"sample data written; config: [bold]{config}[/bold]")
 
 
 def run_flow(name: str, config_path: Path) -> object:
     """Run one flow in this process (ephemeral Prefect unless PREFECT_API_URL is set) and print a summary."""
-    from flows.config import load_config
     from flows.console import RichProgressSink, render_results
+    from flows.ephemeral_server import guard_ephemeral_server
     from flows.registry import get_flow
     from storage.progress import set_sink
 
     config = load_config(config_path)
     flow = get_flow(name)
     quiet_prefect_console()  # prefect is imported by now: its console handlers exist
+    guard_ephemeral_server()  # without PREFECT_API_URL: a server that dies with this process, even by SIGKILL
     set_sink(RichProgressSink(console))
     try:
         results = flow(config)  # shard tasks run where config.runner says (flows/runner.py)
@@ -73,14 +98,13 @@ def run(flow: Annotated[str, typer.Argument(help="Flow name, e.g. build-manifest
 def demo(workdir: Annotated[Path, typer.Option("--workdir", help="Folder for sample data and store.")]) -> None:
     """Build the sample data (once), run the whole pipeline on it and print the storage report."""
     config = workdir / "pipeline.yaml"
-    with reported():
+    with reported(workdir):
         if not config.exists():
             sample_data(workdir)
         run_flow("im2sp-pipeline", config)  # ends with storage-report, whose table it prints
 
 
 def _print_storage(config_path: Path, *, as_json: bool) -> None:
-    from flows.config import load_config
     from flows.console import stale_table, storage_table, unmeasured_table
     from flows.report import measure_storage
 
@@ -107,7 +131,6 @@ def verify(
     ] = True,
 ) -> None:
     """Re-hash every committed shard of the store; list the damaged ones (exit code 1 when there are any)."""
-    from flows.config import load_config
     from flows.console import damage_table
     from storage.verify import verify_store
 
@@ -133,10 +156,13 @@ def verify(
 @app.command("serve")
 def serve_command(config: ConfigOption) -> None:
     """Serve every flow as a Prefect deployment (named like the flow) with this config; Ctrl-C stops."""
+    from flows.ephemeral_server import guard_ephemeral_server
     from flows.serve import serve
 
     with reported():
-        serve(config)
+        loaded = load_config(config)
+        guard_ephemeral_server()
+        serve(loaded)
 
 
 @report_app.command("storage")
@@ -157,12 +183,11 @@ def import_kmeans_command(
     ] = False,
 ) -> None:
     """Make a k-means trained elsewhere the current speech codebook (for the config's feature extractor)."""
-    from flows.config import load_config
     from flows.plans import extractor_ref
     from tasks.models import extractor_for
     from tasks.speech_codebook import import_kmeans
 
-    with reported():
+    with reported(path):
         loaded = load_config(config)
         store = loaded.store.open()
         extractor = extractor_for(extractor_ref(loaded))

@@ -1,7 +1,8 @@
 """Every flow, by its user-facing name (flow name = deployment name): one entry per flow.
 
 An entry says what ``im2sp serve`` and ``prefect.yaml`` deploy (the flow, its description, an event trigger, a
-cron schedule from the config) and what ``im2sp run`` prints when it ends (``flows/summaries.py``). Adding a
+cron schedule from the config) and what ``im2sp run`` prints when it ends (``flows/summaries.py``). Every
+deployment runs one flow run at a time (``RUNS_AT_A_TIME``, ``COLLISION_STRATEGY``). Adding a
 flow is its module plus one entry here; ``prefect.yaml`` is generated from these entries
 (``python -m flows.deployments_yaml > prefect.yaml``, checked by ``tests/test_deployments.py``).
 """
@@ -30,6 +31,12 @@ from flows.tokenize_images import tokenize_images_flow
 from flows.train_im2sp import train_im2sp_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import UsageError
+
+#: Flow runs of one deployment at a time: on an object store shards have no lock (``storage/locks.py``), so a
+#: deployment must never overlap itself (retokenize-images has both a cron and an event trigger).
+RUNS_AT_A_TIME = 1
+#: What Prefect does with a run that would exceed ``RUNS_AT_A_TIME``: it waits for the running one, never dropped.
+COLLISION_STRATEGY = "ENQUEUE"
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,31 @@
 
 Triggers and schedules come from the flow registry (``flows/registry.py``): retokenize-images starts on
 ``im2sp.codebook.updated`` (the payload's codebook id and kind become parameters) and on ``retokenize.cron``.
-The served process polls the Prefect API for scheduled runs every ``PREFECT_RUNNER_POLL_FREQUENCY`` seconds
-(Prefect's default 10) and runs each in a subprocess.
+Each deployment runs one flow run at a time (``RUNS_AT_A_TIME`` in the registry); a run that would overlap the
+running one waits for it (``ENQUEUE``). The served process polls the Prefect API for scheduled runs every
+``PREFECT_RUNNER_POLL_FREQUENCY`` seconds (Prefect's default 10) and runs each in a subprocess.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from flows.config import PipelineConfig, load_config
-from flows.registry import ENTRIES
+from flows.config import PipelineConfig
+from flows.registry import COLLISION_STRATEGY, ENTRIES, RUNS_AT_A_TIME
 
 
 def build_deployments(config: PipelineConfig) -> list[Any]:
     """One runner deployment per registry entry, named like its flow, with the entry's trigger and schedule."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events import DeploymentEventTrigger
 
     parameters = {"config": config.model_dump(mode="json")}
+    one_at_a_time = ConcurrencyLimitConfig(
+        limit=RUNS_AT_A_TIME, collision_strategy=ConcurrencyLimitStrategy(COLLISION_STRATEGY)
+    )
     deployments = []
     for entry in ENTRIES:
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"concurrency_limit": one_at_a_time}
         if entry.trigger is not None:
             options["triggers"] = [
                 DeploymentEventTrigger(
@@ -40,8 +44,8 @@ def build_deployments(config: PipelineConfig) -> list[Any]:
     return deployments
 
 
-def serve(config_path: Path) -> None:
+def serve(config: PipelineConfig) -> None:
     """Register every deployment with the Prefect API and run their flow runs until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*build_deployments(load_config(config_path)))
+    prefect_serve(*build_deployments(config))

@@ -5,7 +5,8 @@ reaches the same shard waits for the first, then finds it committed and skips it
 and the shard is built once. On a local (or NFSv4) store the lock is ``fcntl.flock`` on
 ``<version>/locks/<shard>.lock``: the kernel releases it when its holder dies, even by SIGKILL, so a crash
 never leaves a stale lock. Object stores have no such primitive: there, runs are not locked against each
-other and must not overlap (one Prefect deployment run at a time per flow).
+other and must not overlap. Every Prefect deployment runs one flow run at a time (``flows/registry.py``), so a
+flow never overlaps itself through its deployment; different flows that write the same store are not limited.
 """
 
 from __future__ import annotations

@@ -124,3 +124,104 @@ def test_debug_shows_the_traceback(workdir: Path) -> None:
     done = _im2sp(workdir, ["run", "tokenise-images", "--config", "config-file-missing.yaml"], debug=True)
     assert "Traceback" in done.stdout + done.stderr
     assert done.returncode != 0
+
+
+#: ``im2sp run build-manifests`` with the flow replaced by one that has a bug: an OSError on a path that is
+#: neither the store nor a dataset (a file the code itself should have written).
+DEFECT = """
+import sys
+from prefect import flow
+import flows.registry
+
+@flow(name="build-manifests")
+def broken(config):
+    raise FileNotFoundError(2, "No such file or directory", "/nonexistent-im2sp-state/written-earlier.json")
+
+flows.registry.get_flow = lambda name: broken
+from flows.cli import main
+sys.argv = ["im2sp", "run", "build-manifests", "--config", sys.argv[1]]
+main()
+"""
+
+
+def test_an_oserror_from_a_bug_is_reported_as_a_bug(workdir: Path) -> None:
+    """Not as a store problem: the traceback stays, the last line says it is a bug, exit code 3."""
+    (workdir / "good.yaml").write_text(GOOD)
+    env = {k: v for k, v in os.environ.items() if k not in ("IM2SP_DEBUG", "PREFECT_API_URL")}
+    env["PREFECT_HOME"] = str(workdir / "prefect-home")
+    done = subprocess.run(
+        [sys.executable, "-c", DEFECT, "good.yaml"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert "check store.url" not in output and "credentials" not in output, output
+    assert "Traceback" in output and "written-earlier.json" in output, output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("error: internal error") and "bug" in last, output
+    assert done.returncode == 3, output
+
+
+def _reported(error: BaseException, *paths: str) -> tuple[int, str]:
+    """The exit code and stderr of ``error`` raised inside ``reported()`` (``paths``: the user's paths)."""
+    import contextlib
+    import io
+
+    import typer
+
+    from flows.cli_errors import reported, user_paths
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(typer.Exit) as exited, reported():
+        user_paths(*paths)
+        raise error
+    return exited.value.exit_code, stderr.getvalue()
+
+
+@pytest.fixture
+def no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IM2SP_DEBUG", raising=False)
+
+
+@pytest.mark.usefixtures("no_debug")
+def test_an_oserror_without_a_path_is_a_bug() -> None:
+    code, stderr = _reported(OSError("boom"))
+    assert code == 3 and "internal error" in stderr and "boom" in stderr, stderr
+    assert "store.url" not in stderr
+
+
+@pytest.mark.usefixtures("no_debug")
+def test_a_missing_file_outside_the_users_paths_is_a_bug(tmp_path: Path) -> None:
+    error = FileNotFoundError(2, "No such file or directory", str(tmp_path / "elsewhere" / "x.json"))
+    code, stderr = _reported(error, str(tmp_path / "store"), str(tmp_path / "coco"))
+    assert code == 3 and "internal error" in stderr, stderr
+
+
+@pytest.mark.usefixtures("no_debug")
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        OSError(30, "Read-only file system"),
+        PermissionError(13, "Permission denied", "/somewhere"),
+        ConnectionRefusedError(111, "Connection refused"),
+        FileNotFoundError(2, "No such file or directory", "STORE/images/x.json"),
+        NotADirectoryError(20, "Not a directory", "DATA/coco/images"),
+        FileNotFoundError("The specified bucket does not exist"),  # s3fs: no errno, raised from a botocore error
+    ],
+    ids=["disk full", "read-only", "permission", "unreachable", "under the store", "under a dataset", "s3 bucket"],
+)
+def test_an_oserror_about_the_store_or_the_data_is_the_users(tmp_path: Path, error: OSError) -> None:
+    store, data = str(tmp_path / "store"), str(tmp_path / "data")
+    if error.filename:
+        error.filename = error.filename.replace("STORE", store).replace("DATA", data)
+    if error.errno is None:
+        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+        error.__cause__ = ClientError({"Error": {"Code": "NoSuchBucket", "Message": str(error)}}, "ListObjectsV2")
+    code, stderr = _reported(error, store, data)
+    assert code == 1 and stderr.startswith("error: ") and "internal error" not in stderr, stderr

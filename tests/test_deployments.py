@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,59 @@ def test_a_new_flow_is_its_module_plus_one_entry(monkeypatch: Any) -> None:
     console = Console(record=True, width=80)
     render_results(console, "count-datasets", count_datasets_flow.fn(config))
     assert console.export_text().strip() == "1 dataset(s)"
+
+
+#: Every deployment runs one flow run at a time; a run that finds one running waits in the queue (object stores
+#: have no shard locks, docs/RELIABILITY.md).
+ONE_AT_A_TIME = {"limit": 1, "collision_strategy": "ENQUEUE"}
+
+
+def _config() -> Any:
+    from flows.config import parse_config
+
+    return parse_config({"datasets": {"coco": {"kind": "coco", "root": "coco"}}}, base=ROOT)
+
+
+def test_every_served_deployment_runs_one_flow_run_at_a_time() -> None:
+    from flows.serve import build_deployments
+
+    served = build_deployments(_config())
+    assert {d.name for d in served} == set(FLOWS)
+    for deployment in served:
+        assert deployment.concurrency_limit == 1, deployment.name
+        assert deployment.concurrency_options is not None, deployment.name
+        assert deployment.concurrency_options.collision_strategy == "ENQUEUE", deployment.name
+
+
+def test_every_prefect_yaml_deployment_runs_one_flow_run_at_a_time() -> None:
+    """The committed prefect.yaml carries the limit in the form ``prefect deploy`` reads."""
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert {d["name"] for d in document["deployments"]} == set(FLOWS)
+    for deployment in document["deployments"]:
+        assert deployment.get("concurrency_limit") == ONE_AT_A_TIME, deployment["name"]
+    for parsed in PrefectYamlModel.model_validate(document).deployments:
+        assert parsed.concurrency_limit is not None
+        assert parsed.concurrency_limit.model_dump(exclude_none=True) == ONE_AT_A_TIME  # type: ignore[union-attr]
+
+
+def test_a_served_deployment_registers_its_limit_with_the_server(prefect_harness: None) -> None:
+    """Read back through the API: the server, not only the Python object, enforces one run at a time."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+    from prefect.client.schemas.responses import DeploymentResponse
+
+    from flows.serve import build_deployments
+
+    deployment = next(d for d in build_deployments(_config()) if d.name == "retokenize-images")
+
+    async def registered() -> DeploymentResponse:
+        deployment_id = await deployment.apply()
+        async with get_client() as client:
+            return await client.read_deployment(deployment_id)
+
+    read = asyncio.run(registered())
+    assert read.global_concurrency_limit is not None and read.global_concurrency_limit.limit == 1
+    assert read.concurrency_options is not None
+    assert read.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
