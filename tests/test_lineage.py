@@ -182,3 +182,23 @@ def test_retention_keeps_what_the_current_training_shards_and_trained_runs_name(
     read = {v for kind, v in kept if kind == IMAGE_UNITS}
     assert apply_retention(store, "coco", IMAGE_UNITS, keep=1, read_downstream=read) == ["newer", "old"]
     assert {v.version for v in list_versions(store, "coco", IMAGE_UNITS)} == {"current", "named", "trained"}
+
+
+def test_unitize_speech_refuses_a_missing_features_shard_naming_extract_speech_features(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    from flows.unitize_speech import unitize_speech_flow
+    from storage.kinds import SPEECH_FEATURES
+
+    write_coco(tmp_path / "coco", ENTRIES[:4])
+    config = tiny_config(tmp_path, {"speech": {"keep": "all"}}, shard_size=2)
+    _build_units(config)
+    store = config.store.open()
+    features = current_version(store, "coco", SPEECH_FEATURES)
+    units = current_version(store, "coco", SPEECH_UNITS)
+    assert features is not None and units is not None
+    store.remove(features.marker_key("train-00001"))
+    store.remove(units.marker_key("train-00001"))
+    with pytest.raises(StaleInputError, match=r"speech-features shard train-00001 .*rerun extract-speech-features"):
+        unitize_speech_flow(config)
+    assert units.marker("train-00001") is None
