@@ -182,7 +182,9 @@ class Vocoder(ModelEntry, Protocol):
 
 
 #: Every vocoder: built-ins by module, plugins under the ``im2sp.vocoders`` entry-point group.
-VOCODERS = Registry[Vocoder]("vocoder", "im2sp.vocoders", {"unit-hifigan": "im2sp_models.vocoders"})
+VOCODERS = Registry[Vocoder](
+    "vocoder", "im2sp.vocoders", {"unit-hifigan": "im2sp_models.vocoders", "unit-mel": "im2sp_models.unit_mel"}
+)
 #: Class decorator: register a vocoder under its ``name``.
 register_vocoder = VOCODERS.register
 #: Every name, built-in or from a plugin.

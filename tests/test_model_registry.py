@@ -31,7 +31,7 @@ def test_builtin_names() -> None:
     assert tokenizer_names() == ["patch-vq", "vit-vqgan"]
     assert extractor_names() == ["hubert", "mfcc"]
     assert asr_names() == ["faster-whisper", "wav2vec2-ctc"]
-    assert vocoder_names() == ["unit-hifigan"]
+    assert vocoder_names() == ["unit-hifigan", "unit-mel"]
 
 
 def test_the_config_names_the_same_mfcc_stores_as_before(tmp_path: Path) -> None:

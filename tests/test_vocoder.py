@@ -93,7 +93,7 @@ def test_refusals(tmp_path: Path) -> None:
 
 
 def test_registry_speakers_and_a_checkpoint_without_duration_predictor(tmp_path: Path) -> None:
-    assert vocoder_names() == ["unit-hifigan"]
+    assert vocoder_names() == ["unit-hifigan", "unit-mel"]
     speakers = {k: v for k, v in CONFIG.items() if not k.startswith(("dur_", "model_in"))} | {
         "multispkr": True,
         "num_speakers": 4,
