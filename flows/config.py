@@ -31,7 +31,7 @@ from flows.model_config import (
     model_problem,
     registered,
 )
-from storage.errors import ConfigError
+from storage.errors import ConfigError, Im2SpError
 from storage.sources.spec import CocoSpec, DatasetSpec, Flickr8kSpec
 from storage.store import Store, StoreRef
 
@@ -190,6 +190,49 @@ class TrainingConfig(_Section):
     seed: int = 0
 
 
+class VocoderTrainingConfig(_Section):
+    """train-vocoder: a unit vocoder for the current speech codebook, learned from (speech units, recording) pairs.
+
+    ``kind`` is a trainable vocoder kind (``unit-mel``) and ``settings`` its options (checked by the kind);
+    ``datasets`` (default: all) and ``splits`` choose the utterances, at most ``max_utterances`` of them (a seeded
+    choice: their log-mel targets are held in memory, about 35 KB per 4-second utterance in float16); ``steps``
+    optimiser steps, a checkpoint every ``checkpoint_every`` (a killed run resumes from the newest).
+    """
+
+    kind: str = "unit-mel"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    datasets: list[str] | None = None
+    splits: list[str] = Field(default_factory=lambda: ["train", "restval"])
+    max_utterances: int = Field(20_000, ge=1)
+    steps: int = Field(3_000, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _kind_is_trainable(self) -> VocoderTrainingConfig:
+        from im2sp_models.vocoders import VOCODERS
+
+        if not self.model_fields_set & {"kind", "settings"}:
+            return self  # the defaults: checked when train-vocoder runs
+        try:
+            entry = VOCODERS.entry(self.kind)
+            VOCODERS.settings(self.kind, self.settings)  # names a bad option now, not after the data is read
+        except Im2SpError as error:
+            raise ValueError(str(error)) from None
+        if getattr(entry, "Trainer", None) is None:
+            raise ValueError(
+                f"vocoder {self.kind!r} has no trainer; trainable kinds: {', '.join(trainable_vocoders())}"
+            )
+        return self
+
+
+def trainable_vocoders() -> list[str]:
+    """The vocoder kinds train-vocoder can train (their registry entry has a ``Trainer``)."""
+    from im2sp_models.vocoders import VOCODERS
+
+    return [name for name in VOCODERS.names() if getattr(VOCODERS.entry(name), "Trainer", None) is not None]
+
+
 #: Top-level store folders that are not datasets (``reports/``: previews and storage reports).
 RESERVED_NAMES = frozenset({"reports"})
 
@@ -206,6 +249,7 @@ class PipelineConfig(_Section):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     retokenize: RetokenizeConfig = Field(default_factory=RetokenizeConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    vocoder_training: VocoderTrainingConfig = Field(default_factory=VocoderTrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @field_validator("image_tokenizer", "speech", mode="before")

@@ -16,6 +16,7 @@ from flows.learn_speech_codebook import learn_speech_codebook_flow
 from flows.report import storage_report_flow
 from flows.tokenize_images import tokenize_images_flow
 from flows.train_im2sp import train_im2sp_flow
+from flows.train_vocoder import train_vocoder_flow
 from flows.unitize_speech import unitize_speech_flow
 
 
@@ -30,6 +31,7 @@ def pipeline_flow(config: PipelineConfig) -> dict[str, Any]:
     results["extract-speech-features"] = extract_speech_features_flow(config)
     results["learn-speech-codebook"] = learn_speech_codebook_flow(config)
     results["unitize-speech"] = unitize_speech_flow(config)
+    results["train-vocoder"] = train_vocoder_flow(config)
     results["build-training-shards"] = build_training_shards_flow(config)
     results["train-im2sp"] = train_im2sp_flow(config)
     results["evaluate-im2sp"] = evaluate_im2sp_flow(config)

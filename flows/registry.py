@@ -29,6 +29,7 @@ from flows.report import storage_report_flow
 from flows.retokenize_images import retokenize_images_flow
 from flows.tokenize_images import tokenize_images_flow
 from flows.train_im2sp import train_im2sp_flow
+from flows.train_vocoder import train_vocoder_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import UsageError
 
@@ -75,6 +76,7 @@ ENTRIES: tuple[FlowEntry, ...] = (
     FlowEntry(extract_speech_features_flow, summaries.stage_units("extract-speech-features")),
     FlowEntry(learn_speech_codebook_flow, summaries.speech_codebook),
     FlowEntry(unitize_speech_flow, summaries.stage_units("unitize-speech")),
+    FlowEntry(train_vocoder_flow, summaries.vocoder),
     FlowEntry(
         retokenize_images_flow,
         summaries.retokenized,

@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.config import PipelineConfig
 from flows.plans import image_units_version_id, speech_units_plan, tokenizer_ref
 from flows.tokenize_images import tokenize_images_flow
+from flows.train_vocoder import train_vocoder_flow
 from flows.unitize_speech import unitize_speech_flow
 from storage.errors import CorruptShardError, Im2SpError, NotCommittedError, UnsupportedFormatError
 from storage.kinds import IMAGE_UNITS, SPEECH_UNITS
@@ -86,7 +87,13 @@ def _speech(config: PipelineConfig, store: Store) -> KindOutcome:
     except Im2SpError as error:
         outcome.note = f"skipped: {error}"
         return outcome
-    return _rebuild_stale(config, store, outcome, SPEECH_UNITS, unitize_speech_flow)
+    _rebuild_stale(config, store, outcome, SPEECH_UNITS, unitize_speech_flow)
+    # The new codebook's units need a way back to speech: its vocoder, learned once they exist (a no-op when it is).
+    vocoder = train_vocoder_flow(config)
+    outcome.note = "; ".join(
+        filter(None, [outcome.note, f"vocoder {vocoder.version} for codebook {vocoder.codebook_id}"])
+    )
+    return outcome
 
 
 @flow(name="retokenize-images")

@@ -56,6 +56,19 @@ def speech_codebook(result: Any) -> list[RenderableType]:
     return [f"speech codebook {result.codebook_id} (K={result.clusters}, {result.sample_frames} frames)"]
 
 
+def vocoder(result: Any) -> list[RenderableType]:
+    """train-vocoder: which vocoder speaks which codebook now, and what this run did."""
+    if not result.trained:
+        return [f"vocoder {result.version} ({result.kind}) for speech codebook {result.codebook_id}: up to date"]
+    last = result.history[-1] if result.history else {}
+    loss = f", final loss {last['loss']:.3f}" if "loss" in last else ""
+    return [
+        f"vocoder {result.version} ({result.kind}) for speech codebook {result.codebook_id}: {result.steps} steps "
+        f"(resumed from {result.resumed_from}) on {result.utterances} utterances, {len(result.rejected)} left out"
+        f"{loss} → {result.url}"
+    ]
+
+
 def retokenized(outcomes: Any) -> list[RenderableType]:
     """retokenize-images: per kind, what was stale and what was rebuilt."""
     return [

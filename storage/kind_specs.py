@@ -21,6 +21,7 @@ from storage.kinds import (
     SPEECH_UNITS,
     TRAIN_RUNS,
     TRAINING_SHARDS,
+    VOCODERS,
 )
 from storage.manifests import read_table
 from storage.parquet_writer import ParquetTablesWriter
@@ -35,6 +36,7 @@ from storage.report_measures import (
     speech_feature_entries,
     speech_unit_entries,
     training_shard_entries,
+    vocoder_entries,
 )
 from storage.speech_units_writer import SpeechUnitsWriter, read_speech_units
 from storage.webdataset_writer import WebDatasetWriter
@@ -147,6 +149,16 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
         lambda m: checkpoint_entries(m.store, m.problems),
         entry_order=2,
         stale=False,  # every run is measured (one entry each); none is current
+    ),
+    StoreKindSpec(
+        VOCODERS,
+        "shared",
+        "train-vocoder",
+        BlobWriter,
+        verified_local_copy,
+        lambda m: vocoder_entries(m.store, m.problems),
+        entry_order=3,
+        stale=False,  # every vocoder is measured (one entry each); its pointer is per codebook, not current.json
     ),
 )
 

@@ -19,6 +19,8 @@ SPEECH_CODEBOOK = "speech-codebook"
 SPEECH_UNITS = "speech-units"
 TRAINING_SHARDS = "training-shards"
 TRAIN_RUNS = "train-runs"
+#: Unit vocoders learned by train-vocoder (``_shared/vocoders/<version>``), one ``current-<codebook>.json`` each.
+VOCODERS = "vocoders"
 
 
 @cache

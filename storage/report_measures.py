@@ -24,6 +24,7 @@ from storage.kinds import (
     SPEECH_UNITS,
     TRAIN_RUNS,
     TRAINING_SHARDS,
+    VOCODERS,
 )
 from storage.manifests import read_table
 from storage.marker import CommitMarker
@@ -338,5 +339,27 @@ def checkpoint_entries(store: Store, problems: list[Unmeasured]) -> list[Storage
             continue
         entries.append(
             StorageEntry(SHARED, "model", "checkpoints", checkpoints, 0, 0, None, stored, run.url, run.version)
+        )
+    return entries
+
+
+def vocoder_entries(store: Store, problems: list[Unmeasured]) -> list[StorageEntry]:
+    """Return one entry per learned vocoder (``items``: the K of the speech codebook it speaks; ``codebook``: its id).
+
+    Unreadable ones go to ``problems``.
+    """
+    entries = []
+    for version in list_versions(store, SHARED, VOCODERS):
+        try:
+            made = version.info().get("produced_by") or {}
+            stored = store.disk_usage(version.prefix)
+        except UNREADABLE as error:
+            problems.append(as_unmeasured(SHARED, VOCODERS, error))
+            continue
+        clusters, codebook = int(made.get("clusters") or 0), made.get("codebook")
+        entries.append(
+            StorageEntry(
+                SHARED, "speech", "vocoder", clusters, 0, 0, None, stored, version.url, version.version, codebook
+            )
         )
     return entries

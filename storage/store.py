@@ -248,6 +248,14 @@ class Store:
         entries = self.fs.ls(path, detail=True)
         return sorted(posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory")
 
+    def list_files(self, key: str) -> list[str]:
+        """Return the names of the files directly below a key (empty when it does not exist)."""
+        path = self.path(key)
+        if not self.fs.exists(path):
+            return []
+        entries = self.fs.ls(path, detail=True)
+        return sorted(posixpath.basename(e["name"]) for e in entries if e["type"] == "file")
+
     def walk_files(self, key: str) -> Iterator[FileInfo]:
         """Yield every file below a key, with paths relative to it, in sorted order."""
         base = self.path(key)

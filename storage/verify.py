@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storage.errors import Im2SpError
-from storage.kinds import REBUILT_BY, SHARED
+from storage.kinds import REBUILT_BY, SHARED, VOCODERS
 from storage.reader import verify_shard
 from storage.store import Store
 from storage.versions import StoreVersion, current_pointer, list_versions
+from storage.vocoder_store import current_vocoder, pointed_codebooks, pointer_key
 
 #: The ``shard_id`` of a :class:`Damage` that is a control file rather than a shard.
 CONTROL_FILES = ("current.json", "version.json")
@@ -89,7 +90,10 @@ def _control_damage(store: Store, dataset: str, kind: str) -> list[Damage]:
     """Damaged control files of one kind: its pointer, and the ``version.json`` of the version it names.
 
     Other versions' ``version.json`` are not read here: no reader needs them, and no flow would rewrite them.
+    Learned vocoders have a pointer per speech codebook (``current-<codebook>.json``), each checked the same way.
     """
+    if dataset == SHARED and kind == VOCODERS:
+        return _vocoder_pointer_damage(store)
     url = store.url_of(f"{dataset}/{kind}/current.json")
     try:
         found = current_pointer(store, dataset, kind)
@@ -113,6 +117,18 @@ def _control_damage(store: Store, dataset: str, kind: str) -> list[Damage]:
     except Im2SpError as error:
         where = f"{current.url}/version.json"
         damaged.append(Damage(dataset, kind, current.version, "version.json", str(error), where))
+    return damaged
+
+
+def _vocoder_pointer_damage(store: Store) -> list[Damage]:
+    """Vocoder pointers that cannot be read or name no finished vocoder (train-vocoder rewrites them)."""
+    damaged = []
+    for codebook in pointed_codebooks(store):
+        try:
+            current_vocoder(store, codebook)
+        except Im2SpError as error:
+            url = store.url_of(pointer_key(codebook))
+            damaged.append(Damage(SHARED, VOCODERS, "-", "current.json", str(error), url))
     return damaged
 
 

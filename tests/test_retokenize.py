@@ -101,6 +101,10 @@ def test_retokenize_rebuilds_only_stale_stores_and_applies_retention(tmp_path: P
     assert speech.stale == ["coco"] and speech.expected_version != speech_first.version
     current_speech = current_version(store, "coco", SPEECH_UNITS)
     assert current_speech is not None and current_speech.version == speech.expected_version
+    from storage.vocoder_store import current_vocoder
+
+    new_codebook = current_speech.info()["produced_by"]["codebook"]
+    assert current_vocoder(store, new_codebook) is not None and f"codebook {new_codebook}" in speech.note
 
     document = storage_report_flow(config)
     stale = {(v["kind"], v["version"]) for v in document["stale_versions"]}

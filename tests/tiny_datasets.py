@@ -83,6 +83,19 @@ def write_flickr(root: Path, images: dict[str, str], tokens: list[str], wav2capt
     (audio / "wav2spk.txt").write_text("".join(f"{line.split()[0]} 3\n" for line in wav2capt))
 
 
+#: A unit-mel vocoder small enough to train a few steps in a test.
+TINY_VOCODER: dict[str, Any] = {
+    "hidden": 16,
+    "layers": 2,
+    "duration_hidden": 8,
+    "duration_layers": 1,
+    "batch_size": 4,
+    "segment_frames": 16,
+    "warmup_steps": 0,
+    "griffin_lim_iters": 2,
+}
+
+
 def tiny_config(
     root: Path, sections: dict[str, dict[str, Any]] | None = None, *, shard_size: int = 1
 ) -> PipelineConfig:
@@ -99,6 +112,7 @@ def tiny_document(sections: dict[str, dict[str, Any]] | None = None, *, shard_si
         "image_tokenizer": {"codebook_size": 16, "niter": 3},
         "speech": {"clusters": 4, "sample_fraction": 1.0, "niter": 3},
         "training": {"preset": "tiny", "steps": 2, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1},
+        "vocoder_training": {"steps": 4, "checkpoint_every": 2, "settings": dict(TINY_VOCODER)},
         "evaluation": {"asr": "wav2vec2-ctc"},  # no checkpoint: the ASR topline is skipped (fast)
     }
     for section, values in (sections or {}).items():
