@@ -174,6 +174,34 @@ def report_storage(
         _print_storage(config, as_json=as_json)
 
 
+def _print_evaluations(config_path: Path, *, as_json: bool) -> None:
+    from flows.console import evaluation_report_table
+    from storage.evaluation_reports import EVALUATION_REPORTS, kept_evaluations, latest_evaluations
+
+    store = load_config(config_path).store.open()
+    unreadable: list[str] = []
+    latest = latest_evaluations(kept_evaluations(store, unreadable=unreadable))
+    if as_json:
+        typer.echo(json.dumps({"evaluations": latest, "unreadable": unreadable}, indent=1))
+    elif latest:
+        console.print(evaluation_report_table(latest))
+    else:
+        console.print(f"no evaluation kept in {store.url_of(EVALUATION_REPORTS)} yet: run evaluate-im2sp")
+    if unreadable:  # the runs above still stand; a damaged kept report must not pass unseen
+        names = ", ".join(unreadable)
+        error_console.print(f"[red]{len(unreadable)} kept evaluation report(s) unreadable[/red]: {names}")
+        raise typer.Exit(code=1)
+
+
+@report_app.command("evaluation")
+def report_evaluation(
+    config: ConfigOption, as_json: Annotated[bool, typer.Option("--json", help="Print the JSON contract.")] = False
+) -> None:
+    """Show the newest kept evaluate-im2sp run of each dataset and model: its rows' metrics and WER."""
+    with reported():
+        _print_evaluations(config, as_json=as_json)
+
+
 @codebook_app.command("import-kmeans")
 def import_kmeans_command(
     path: Annotated[Path, typer.Argument(help="A GSLM/fairseq km.bin (pickled scikit-learn k-means).")],

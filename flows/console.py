@@ -137,7 +137,7 @@ def damage_table(damaged: Iterable[Damage]) -> Table:
 
 def evaluation_table(results: Any) -> Table:
     """The evaluate-im2sp metrics: topline and generated rows per dataset and model (×100, as the paper reports)."""
-    from flows.evaluate_im2sp import metric_rows
+    from flows.evaluate_im2sp import SYSTEMS, metric_rows
 
     rows = metric_rows(list(results))
     table = Table(
@@ -147,7 +147,7 @@ def evaluation_table(results: Any) -> Table:
     for column in _EVALUATION_COLUMNS.values():
         table.add_column(column, justify="left" if column in ("dataset", "model", "system") else "right")
     for row in rows:
-        system = "topline" if row["system"].startswith("reference") else "generated"
+        system = next(name for name, label in SYSTEMS.items() if label == row["system"])
         cells = [system if key == "system" else str(row[key]) for key in _EVALUATION_COLUMNS]
         table.add_row(*("n/c" if cell == "not configured" else cell for cell in cells))
     return table
@@ -162,10 +162,38 @@ _EVALUATION_COLUMNS = {
     "METEOR": "METEOR",
     "ROUGE_L": "ROUGE-L",
     "CIDEr": "CIDEr",
+    "wer": "WER",
     "unit_error_rate": "UER",
     "paper_bleu4": "paper BLEU-4",
     "bleu4_vs_paper": "Δ",
 }
+
+
+def evaluation_report_table(latest: Iterable[dict[str, Any]]) -> Table:
+    """The newest kept evaluation of each dataset and model (``im2sp report evaluation``): BLEU-4 and WER ×100."""
+    from flows.evaluation_report import percent
+
+    table = Table(title="evaluate-im2sp: latest run per dataset and model (×100)")
+    headings = ("dataset", "model", "step", "run", "vocoder", "row", "BLEU-4", "CIDEr", "WER", "UER")
+    for column in headings:
+        table.add_column(column, justify="left" if column in headings[:6] else "right", overflow="fold")
+    for entry in latest:
+        vocoder = entry.get("vocoder") or {}
+        named = f"{vocoder.get('kind', '-')} {vocoder.get('version') or vocoder.get('fingerprint') or ''}".strip()
+        step = str(entry["model"].get("step") or "-")
+        first = [entry["dataset"], entry["model"]["kind"], step, str(entry.get("created_at", "-")), named]
+        for index, (row, scores) in enumerate(entry["rows"].items()):
+            metrics = scores.get("metrics") or {}
+            uer = entry.get("unit_error_rate") if row == "generated" else None
+            table.add_row(
+                *(first if index == 0 else [""] * len(first)),
+                row,
+                percent(metrics.get("Bleu_4")) if metrics else "n/c",
+                percent(metrics.get("CIDEr")) if metrics else "n/c",
+                percent(scores.get("wer")),
+                f"{uer:.3f}" if isinstance(uer, int | float) else "-",
+            )
+    return table
 
 
 def training_table(result: Any) -> Table:

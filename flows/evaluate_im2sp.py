@@ -1,11 +1,17 @@
-"""Flow ``evaluate-im2sp``: generated speech units and the reference-speech topline, scored, as artifacts.
+"""Flow ``evaluate-im2sp``: the reference speech, its units resynthesized and the generated units, scored.
 
 For each dataset's test images: the model (``evaluation.model``: an Im2Sp model kind and its checkpoint; by
 default the newest checkpoint of the configured training run) generates speech units, scored by unit error
-rate against the reference utterances; with a unit vocoder (``evaluation.vocoder_checkpoint``) they become
-speech, kept as WAVs, transcribed and scored like the topline; without one that row says "not configured". The
-topline is the reference speech transcribed by the configured ASR, scored against the text captions with
-pycocoevalcap's scorers (SPICE only when installed). The paper's BLEU-4 for the model and dataset is shown
+rate against the reference utterances. Three rows are scored against the text captions with pycocoevalcap's
+scorers (SPICE only when installed): the **topline** (the reference speech transcribed by the configured ASR),
+the **resynthesis** (the reference utterances' stored units → vocoder → ASR: what units and vocoder lose) and
+the **generated** speech (the model's units → vocoder → ASR); the first two also by word error rate against
+each utterance's own caption. The vocoder is ``evaluation.vocoder_checkpoint``, else the store's vocoder for
+the speech codebook that made the training shards' units (train-vocoder's); without one both spoken rows say
+"not configured: no vocoder for speech codebook …". The examples artifact shows one image's three log-mel
+spectrograms side by side; each run's results are kept in the store as ``reports/evaluation/<time>.json``
+(unless they repeat the newest kept run's) and trended (``evaluate-im2sp-trend``; ``im2sp report
+evaluation``). The paper's BLEU-4 for the model and dataset is shown
 beside ours with the difference (for our own ``im2sp`` the paper's image-unit model, as context only).
 
 What the units were made by is read from lineage (the training shards' ``version.json`` → their image units'),
@@ -16,16 +22,22 @@ compares like with like. Each evaluation's WAVs go to a folder of their own (:fu
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.config import PipelineConfig
 from flows.evaluation_config import TRAINED_KIND
+from flows.evaluation_report import TREND_RUNS, evaluation_document, trend_markdown
 from flows.plans import training_plan
 from im2sp_models.vocoders import VOCODERS
 from storage.errors import Im2SpError
+from storage.evaluation_reports import EVALUATION_REPORTS, keep_evaluation, kept_evaluations
 from storage.kinds import SHARED, TRAIN_RUNS, TRAINING_SHARDS
 from storage.reader import verified_local_copy
+from storage.store import Store
 from storage.versions import StoreVersion, current_version
 from tasks.evaluate import EvalModels, EvalResult, EvalSettings, evaluate_dataset_task
 from tasks.models import AsrRef, Im2SpModelRef, VocoderRef, packaged_whisper_ref
@@ -44,6 +56,12 @@ METRIC_COLUMNS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "
 #: The official kinds' scripts generate 16 images per call; ours, 8.
 BATCH_SIZES = {TRAINED_KIND: 8}
 OFFICIAL_BATCH = 16
+#: The metrics table's ``system`` of each row.
+SYSTEMS = {
+    "topline": "reference speech → ASR (topline)",
+    "resynthesis": "reference units → vocoder → ASR (resynthesis)",
+    "generated": "generated units → vocoder → ASR",
+}
 
 
 def _model_folder(config: PipelineConfig) -> str:
@@ -109,41 +127,104 @@ def _paper(result: EvalResult) -> tuple[str, str]:
     return f"{paper}{mark}", difference + (" (context)" if mark and ours is not None else "")
 
 
+def _wer(value: float | None, scored: bool) -> str:
+    if value is not None:
+        return f"{100 * value:.1f}"
+    return "-" if scored else "not configured"
+
+
+def _row(result: EvalResult, system: str, scores: dict[str, float | None] | None, **cells: str) -> dict[str, str]:
+    """One row of the metrics table: the caption metrics (×100), then ``cells``."""
+    return {
+        "dataset": result.dataset,
+        "model": result.model,
+        "system": system,
+        **{m: (_cell(scores.get(m)) if scores else "not configured") for m in METRIC_COLUMNS},
+        **cells,
+    }
+
+
 def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
-    """The metrics table: topline and generated-speech rows per dataset and model, the paper's BLEU-4 beside."""
+    """The metrics table: topline, resynthesis and generated rows per dataset and model, the paper's BLEU-4 beside.
+
+    ``wer`` (×100) is the ASR's word error rate against each utterance's own caption (topline, resynthesis).
+    """
     rows = []
     for result in results:
-        topline = result.topline or {}
-        rows.append(
-            {
-                "dataset": result.dataset,
-                "model": result.model,
-                "system": "reference speech → ASR (topline)",
-                **{m: (_cell(topline.get(m)) if result.topline else "not configured") for m in METRIC_COLUMNS},
-                "unit_error_rate": "-",
-                "paper_bleu4": "-",
-                "bleu4_vs_paper": "-",
-                "note": result.topline_note,
-            }
-        )
-        generated = result.generated or {}
         paper, difference = _paper(result)
-        rows.append(
-            {
-                "dataset": result.dataset,
-                "model": result.model,
-                "system": "generated units → vocoder → ASR",
-                **{m: (_cell(generated.get(m)) if result.generated else "not configured") for m in METRIC_COLUMNS},
-                "unit_error_rate": f"{result.unit_error_rate:.3f}",
-                "paper_bleu4": paper,
-                "bleu4_vs_paper": difference,
-                "note": (
-                    f"{result.images} images; {result.generated_length:.0f} units generated on average vs "
-                    f"{result.reference_length:.0f} in the references; {result.generated_note}"
-                ),
-            }
+        generated_note = (
+            f"{result.images} images; {result.generated_length:.0f} units generated on average vs "
+            f"{result.reference_length:.0f} in the references; {result.generated_note}"
         )
+        common = {"unit_error_rate": "-", "paper_bleu4": "-", "bleu4_vs_paper": "-"}
+        rows += [
+            _row(
+                result,
+                SYSTEMS["topline"],
+                result.topline,
+                wer=_wer(result.topline_wer, result.topline is not None),
+                **common,
+                note=result.topline_note,
+            ),
+            _row(
+                result,
+                SYSTEMS["resynthesis"],
+                result.resynthesis,
+                wer=_wer(result.resynthesis_wer, result.resynthesis is not None),
+                **common,
+                note=result.resynthesis_note,
+            ),
+            _row(
+                result,
+                SYSTEMS["generated"],
+                result.generated,
+                wer="-",
+                unit_error_rate=f"{result.unit_error_rate:.3f}",
+                paper_bleu4=paper,
+                bleu4_vs_paper=difference,
+                note=generated_note,
+            ),
+        ]
     return rows
+
+
+def _examples_markdown(results: list[EvalResult], store: Store, header: str) -> str:
+    """The examples artifact: per dataset a few images' transcripts, and the log-mel picture of one with its WAVs."""
+    lines = [header]
+    for result in results:
+        lines.append(
+            f"## {result.dataset}\n\n| image | references | reference speech (ASR) | resynthesized speech (ASR) "
+            "| generated speech (ASR) | units |"
+        )
+        lines.append("|---|---|---|---|---|---|")
+        for example in result.examples:
+            references = "<br>".join(example["references"])
+            lines.append(
+                f"| {example['image_id']} | {references} | {example['reference_speech_asr']} | "
+                f"{example.get('resynthesized_speech_asr', '-')} | {example['generated_speech_asr']} | "
+                f"{example['generated_units']} … |"
+            )
+        lines.append("")
+        lines += _picture_lines(result, store)
+    return "\n".join(lines)
+
+
+def _picture_lines(result: EvalResult, store: Store) -> list[str]:
+    """The log-mel picture of one image's speech (reference, resynthesized, generated), inlined, and its WAVs."""
+    if not result.picture:
+        return ["No spectrograms: no speech was synthesized (no vocoder, or no ASR).", ""]
+    png = base64.b64encode(store.read_bytes(result.picture)).decode()
+    wavs = result.picture_wavs
+    return [
+        f"### Image {wavs['image']}: reference, resynthesized and generated speech (log-mel)",
+        "",
+        f"![log-mel spectrograms](data:image/png;base64,{png})",
+        "",
+        f"- reference recording: `{wavs['reference']}`",
+        f"- resynthesized (stored units → vocoder): `{wavs['resynthesized']}`",
+        f"- generated (model units → vocoder): `{wavs['generated']}`",
+        "",
+    ]
 
 
 @flow(name="evaluate-im2sp")
@@ -176,18 +257,29 @@ def evaluate_im2sp_flow(config: PipelineConfig) -> list[EvalResult]:
     rows = metric_rows(results)
     create_table_artifact(key="evaluate-im2sp-metrics", table=rows, description="Caption and unit metrics")
     recognizer = asr.checkpoint if asr else "not configured"
-    lines = [f"# evaluate-im2sp\n\nModel: {model.name} `{model.checkpoint}`; ASR: `{recognizer}`.\n"]
-    for result in results:
-        lines.append(
-            f"## {result.dataset}\n\n| image | references | reference speech (ASR) | generated speech (ASR) | units |"
-        )
-        lines.append("|---|---|---|---|---|")
-        for example in result.examples:
-            references = "<br>".join(example["references"])
-            lines.append(
-                f"| {example['image_id']} | {references} | {example['reference_speech_asr']} | "
-                f"{example['generated_speech_asr']} | {example['generated_units']} … |"
-            )
-        lines.append("")
-    create_markdown_artifact(key="evaluate-im2sp-examples", markdown="\n".join(lines), description="Examples")
+    header = f"# evaluate-im2sp\n\nModel: {model.name} `{model.checkpoint}`; ASR: `{recognizer}`.\n"
+    markdown = _examples_markdown(results, store, header)
+    create_markdown_artifact(key="evaluate-im2sp-examples", markdown=markdown, description="Examples")
+    _keep_report(store, evaluation_document(results, store, asr, section.split))
     return results
+
+
+def _keep_report(store: Store, document: dict[str, Any]) -> None:
+    """Keep the run's report (unless it repeats the newest kept one) and publish the trend of the kept runs."""
+    logger = get_run_logger()
+    name, written = keep_evaluation(store, document)
+    skipped: list[str] = []
+    reports = kept_evaluations(store, TREND_RUNS, unreadable=skipped)
+    markdown = "\n".join(
+        [
+            "# evaluate-im2sp: trend of the kept runs (×100)",
+            "",
+            trend_markdown(reports),
+            *(["", f"Left out (kept report unreadable): {', '.join(skipped)}"] if skipped else []),
+        ]
+    )
+    create_markdown_artifact(key="evaluate-im2sp-trend", markdown=markdown, description="Kept evaluation runs")
+    for unreadable in skipped:
+        logger.warning("evaluation report %s/%s.json unreadable; left out of the trend", EVALUATION_REPORTS, unreadable)
+    state = "kept" if written else "the same as the newest kept report, kept nothing new:"
+    logger.info("evaluation report %s %s/%s.json", state, store.url_of(EVALUATION_REPORTS), name)

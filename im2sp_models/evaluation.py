@@ -118,17 +118,24 @@ def topline(
 
 
 def speak_and_transcribe(
-    synthesizer: Any, recognizer: Any, units: Mapping[str, np.ndarray], keep: Callable[[str, bytes], None]
+    synthesizer: Any,
+    recognizer: Any,
+    units: Mapping[str, np.ndarray],
+    keep: Callable[[str, bytes], None],
+    *,
+    deduplicated: bool = True,
 ) -> dict[str, str]:
     """Turn each image's units into speech (16-bit WAV, handed to ``keep``) and transcribe it.
 
-    Empty speech is heard as 0.1 s of silence, and shorter speech is padded with silence to 0.1 s (wav2vec2's
-    convolutions refuse fewer than 400 samples), so the ASR still gives a (likely empty) transcript.
+    ``deduplicated``: the units are deduplicated (generated ones; durations are the vocoder's to predict), or
+    full rate (a reference utterance's stored units, resynthesized). Empty speech is heard as 0.1 s of silence,
+    and shorter speech is padded with silence to 0.1 s (wav2vec2's convolutions refuse fewer than 400
+    samples), so the ASR still gives a (likely empty) transcript.
     """
     spoken = {}
     for image_id, sequence in units.items():
         buffer = io.BytesIO()
-        waveform = synthesizer.synthesize(sequence, deduplicated=True)
+        waveform = synthesizer.synthesize(sequence, deduplicated=deduplicated)
         soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
         keep(image_id, buffer.getvalue())
         audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(0, np.float32)
@@ -143,13 +150,15 @@ def score_generated_speech(
     captions: Mapping[str, list[str]],
     units: Mapping[str, np.ndarray],
     keep: Callable[[str, bytes], None],
+    *,
+    deduplicated: bool = True,
 ) -> tuple[CaptionScores, dict[str, str]]:
     """Speak and transcribe each image's units (:func:`speak_and_transcribe`), score them against its captions.
 
     Returns:
         The caption scores and the transcripts by image id.
     """
-    spoken = speak_and_transcribe(synthesizer, recognizer, units, keep)
+    spoken = speak_and_transcribe(synthesizer, recognizer, units, keep, deduplicated=deduplicated)
     return score_captions({i: captions[i] for i in units}, spoken), spoken
 
 
@@ -159,15 +168,22 @@ def examples(
     generated: Mapping[str, np.ndarray],
     transcripts: Mapping[str, str],
     spoken: Mapping[str, str],
+    resynthesized: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """A few rows to show: the captions, both transcripts (``-`` when none) and the first generated units."""
-    return [
-        {
+    """A few rows to show: the captions, the transcripts (``-`` when none) and the first generated units.
+
+    ``resynthesized`` (the resynthesized reference speech's transcripts), when given, adds its column.
+    """
+    rows = []
+    for image_id in image_ids:
+        row = {
             "image_id": image_id,
             "references": captions[image_id][:3],
             "reference_speech_asr": transcripts.get(image_id, "-"),
             "generated_speech_asr": spoken.get(image_id, "-"),
             "generated_units": " ".join(str(u) for u in generated[image_id][:20]),
         }
-        for image_id in image_ids
-    ]
+        if resynthesized is not None:
+            row["resynthesized_speech_asr"] = resynthesized.get(image_id, "-")
+        rows.append(row)
+    return rows

@@ -60,15 +60,21 @@ def check_image_units(model: Im2SpModel, store: Store, dataset: str, training_ve
 
 
 def split_images(store: Store, dataset: str, version_id: str, split: str) -> dict[str, dict[str, Any]]:
-    """The split's images in the training shards: image id → ``{"grid": …, "refs": [(key, units), …]}``, sorted."""
+    """The split's images in the training shards, by image id (sorted).
+
+    Each is ``{"grid": …, "refs": [(key, units), …], "shards": {key: shard id}, "texts": {key: caption text}}``:
+    its utterances' deduplicated units (as trained on), the training shard each is in, and its caption text.
+    """
     version = StoreVersion(store, dataset, TRAINING_SHARDS, version_id)
     images: dict[str, dict[str, Any]] = {}
     for shard in sorted(s for s in version.committed() if split_of(s) == split):
         for key, fields in iter_webdataset(version, shard):
             meta = json.loads(fields["json"])
             grid = np.load(io.BytesIO(fields["image.npy"]))
-            entry = images.setdefault(meta["image_id"], {"grid": grid, "refs": []})
+            entry = images.setdefault(meta["image_id"], {"grid": grid, "refs": [], "shards": {}, "texts": {}})
             entry["refs"].append((key, np.load(io.BytesIO(fields["units.npy"]))))
+            entry["shards"][key] = shard  # a training shard covers the speech shard of the same id
+            entry["texts"][key] = fields.get("txt", b"").decode("utf-8")
     return dict(sorted(images.items()))
 
 

@@ -3,12 +3,15 @@
 The test images are those of the training shards' test split. The model is an Im2Sp model kind
 (:mod:`im2sp_models.im2sp_kinds`), fed what it reads (:mod:`tasks.eval_inputs`: the stored image-unit grids,
 or the image files); per image it generates speech units, scored against the reference utterances' units
-(:mod:`im2sp_models.evaluation`). Turning units into speech needs a
-unit vocoder (``unit-hifigan``): its WAVs are kept in the store, transcribed and scored like the topline; without
-one that row is reported as not configured. The topline transcribes each image's first reference utterance with
-the configured ASR and scores the transcripts against all the image's text captions.
+(:mod:`im2sp_models.evaluation`). The topline transcribes each image's first reference utterance with the
+configured ASR and scores the transcripts against all the image's text captions, and by word error rate against
+that utterance's own caption. Turning units into speech needs a unit vocoder: the configured one, else the
+store's for the speech codebook that made the training shards' units (:mod:`tasks.eval_lineage`). With one, the
+resynthesis row voices each reference utterance's stored full-rate units and the generated row the model's
+units (:mod:`tasks.eval_speech`), both kept as WAVs, transcribed and scored like the topline (the resynthesis
+also by WER); without one both rows say why ("not configured: no vocoder for speech codebook …").
 
-The WAVs of one evaluation go to a folder of their own,
+The generated WAVs of one evaluation go to a folder of their own,
 ``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>/``, the fingerprint hashing what made them (the
 model's fingerprint, its generation settings, the vocoder's fingerprint, the training-shards version, the split
 and the evaluated image ids): two models, checkpoints or image sets never share a folder, so none overwrites
@@ -26,13 +29,16 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from im2sp_models.evaluation import examples, generate, score_generated_speech, score_units, topline
+from im2sp_models.evaluation import examples, generate, score_units, topline
+from im2sp_models.word_error import word_error_rate
 from storage.hashing import fingerprint
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
 from storage.manifests import ok_rows
 from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from tasks.eval_inputs import check_image_units, generate_units, model_inputs, split_images
+from tasks.eval_lineage import SpeechLineage, VocoderChoice, choose_vocoder, reference_units, speech_lineage
+from tasks.eval_speech import SpokenRow, picture, resynthesis_folder, speak_row
 from tasks.models import AsrRef, Im2SpModelRef, VocoderRef, asr_for, im2sp_model_for, vocoder_for
 
 __all__ = [
@@ -64,7 +70,8 @@ class EvalModels:
     Attributes:
         model: The Im2Sp model kind and its local checkpoint.
         asr: The speech recognizer that transcribes reference and generated speech.
-        vocoder: The unit vocoder that turns generated units into speech.
+        vocoder: The configured unit vocoder (``evaluation.vocoder_checkpoint``); None: the store's vocoder for
+            the speech codebook of the evaluated units, when train-vocoder published one.
     """
 
     model: Im2SpModelRef
@@ -90,15 +97,29 @@ class EvalResult:
     wavs: str = ""
     #: The dataset's source kind (``coco``, ``flickr8k``): which of the paper's figures applies.
     dataset_kind: str = ""
+    #: The reference utterances' stored units → vocoder → ASR: scores, note, WAV folder (store key).
+    resynthesis: dict[str, float | None] | None = None
+    resynthesis_note: str = "not configured"
+    resynthesis_wavs: str = ""
+    #: ASR word error rate against each utterance's own caption (None: not measured).
+    topline_wer: float | None = None
+    resynthesis_wer: float | None = None
+    #: What was evaluated: ``model`` (kind, checkpoint, fingerprint), generation settings, ``training_shards``,
+    #: ``speech_units`` and ``vocoder`` (kind, codebook, store version or checkpoint, fingerprint).
+    made_by: dict[str, Any] = field(default_factory=dict)
+    #: The store key of the log-mel picture of one image's speech ("" when none), and the WAVs it shows.
+    picture: str = ""
+    picture_wavs: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate_dataset(
     store: Store, root: Path, dataset: str, training_version: str, models: EvalModels, settings: EvalSettings
 ) -> EvalResult:
-    """Generate for the dataset's test images and score units; transcribe the reference speech for the topline."""
+    """Generate for the test images and score units; score the reference, resynthesized and generated speech."""
     model = im2sp_model_for(models.model)
     check_image_units(model, store, dataset, training_version)
-    asr, vocoder = models.asr, models.vocoder
+    lineage = speech_lineage(store, dataset, training_version)
+    vocoder = choose_vocoder(store, lineage, models.vocoder, model_units=model.speech_units, device=models.model.device)
     images = split_images(store, dataset, training_version, settings.split)
     listed = list(images)[: settings.max_images] if settings.max_images else list(images)
     manifests_id = StoreVersion(store, dataset, TRAINING_SHARDS, training_version).info()["produced_by"]["manifests"]
@@ -114,8 +135,9 @@ def evaluate_dataset(
         captions[str(row["image_id"])].append(str(row["text"]))
     scorable = [i for i in chosen if captions[i]]  # images whose captions all failed the manifests: unscored
     keys = {i: images[i]["refs"][0][0] for i in scorable}
-    scores, note, transcripts = _topline(manifests, root, captions, keys, asr)
-    speech = {i: generated[i] for i in scorable}
+    texts = {i: images[i]["texts"][keys[i]] for i in scorable}  # each utterance's own caption: its WER
+    paths = {key: row["path"] for key, row in ok_rows(manifests, "utterances", ["path"]).items()}
+    scores, note, transcripts = _topline(root, captions, paths, keys, models.asr)
     made_by = {
         "model": {"kind": models.model.name, "checkpoint": models.model.checkpoint, "fingerprint": model.fingerprint},
         "beams": settings.beams,
@@ -123,12 +145,13 @@ def evaluate_dataset(
         "training_shards": training_version,
         "split": settings.split,
     }
-    generated_scores, generated_note, spoken, wavs = _generated_speech(
-        store, dataset, captions, speech, asr, vocoder, made_by
-    )
+    references = {i: (keys[i], images[i]["shards"][keys[i]], images[i]["refs"][0][1]) for i in scorable}
+    speaking = _Speaking(store, dataset, lineage, models.asr, vocoder, captions, made_by)
+    resynthesized, spoken = speaking.rows(references, {i: generated[i] for i in scorable})
+    generated_note = spoken.note
     if unreadable:
         generated_note += f"; {len(unreadable)} test images unreadable now, not evaluated ({unreadable[0]})"
-    return EvalResult(
+    result = EvalResult(
         dataset,
         models.model.name,
         len(chosen),
@@ -137,58 +160,117 @@ def evaluate_dataset(
         units.reference_length,
         scores,
         note,
-        examples(chosen[:5], captions, generated, transcripts, spoken),
-        generated_scores,
+        examples(chosen[:5], captions, generated, transcripts, spoken.transcripts, resynthesized.transcripts),
+        spoken.scores,
         generated_note,
-        wavs,
+        spoken.wavs,
+        resynthesis=resynthesized.scores,
+        resynthesis_note=resynthesized.note,
+        resynthesis_wavs=resynthesized.wavs,
+        topline_wer=word_error_rate(transcripts, texts) if transcripts else None,
+        resynthesis_wer=word_error_rate(resynthesized.transcripts, texts) if resynthesized.transcripts else None,
+        made_by={**made_by, "speech_units": lineage.units_version, "vocoder": speaking.vocoder_record},
     )
+    if scorable and resynthesized.pictured and spoken.wavs:
+        _picture(store, root, result, scorable[0], paths.get(keys[scorable[0]]), (resynthesized, spoken))
+    return result
 
 
 def _topline(
-    manifests: StoreVersion, root: Path, captions: dict[str, list[str]], keys: dict[str, str], asr: AsrRef | None
+    root: Path, captions: dict[str, list[str]], paths: dict[str, str], keys: dict[str, str], asr: AsrRef | None
 ) -> tuple[dict[str, float | None] | None, str, dict[str, str]]:
     """The reference speech's scores (``keys``: scorable image → its first utterance), a note, the transcripts."""
     if asr is None:
         return None, "not configured: no ASR checkpoint", {}
     if not keys:
         return None, "no test image with captions to score against", {}
-    recognizer = asr_for(asr)
-    paths = {key: row["path"] for key, row in ok_rows(manifests, "utterances", ["path"]).items()}
-    return topline(recognizer, captions, root, paths, keys)
+    return topline(asr_for(asr), captions, root, paths, keys)
 
 
-def _generated_speech(
-    store: Store,
-    dataset: str,
-    captions: dict[str, list[str]],
-    units: dict[str, np.ndarray],
-    asr: AsrRef | None,
-    vocoder: VocoderRef | None,
-    made_by: dict[str, Any],
-) -> tuple[dict[str, float | None] | None, str, dict[str, str], str]:
-    """The generated speech's scores (``units``: of the scorable images), a note, the transcripts, the WAVs' key.
+class _Speaking:
+    """The spoken rows of one dataset: resynthesis and generated speech, through one vocoder and the ASR."""
 
-    ``made_by`` says what generated ``units`` (see :func:`wav_folder`).
-    """
-    if not units:
-        return None, "no test image with captions to score against", {}, ""
-    if vocoder is None or asr is None:
-        return None, "not configured: " + ("no unit vocoder checkpoint" if vocoder is None else "no ASR"), {}, ""
-    synthesizer = vocoder_for(vocoder)
-    record = {**made_by, "vocoder": {"name": vocoder.name, "fingerprint": synthesizer.fingerprint}, "images": [*units]}
-    wavs = wav_folder(dataset, record)
-    # complete (its record is written last): these very WAVs are there already, nothing to write
-    done = all(store.exists(f"{wavs}/{name}") for name in ["evaluation.json", *(f"{i}.wav" for i in units)])
+    def __init__(
+        self,
+        store: Store,
+        dataset: str,
+        lineage: SpeechLineage,
+        asr: AsrRef | None,
+        vocoder: VocoderChoice,
+        captions: dict[str, list[str]],
+        made_by: dict[str, Any],
+    ) -> None:
+        self.store, self.dataset, self.lineage, self.captions, self.made_by = store, dataset, lineage, captions, made_by
+        self.asr, self.vocoder = asr, vocoder
+        #: What speaks, for the report: the choice's source, with the loaded vocoder's fingerprint.
+        self.vocoder_record: dict[str, Any] = dict(vocoder.source)
 
-    def keep(image_id: str, wav: bytes) -> None:
-        if not done:
-            store.write_bytes(f"{wavs}/{image_id}.wav", wav)
+    def rows(
+        self, references: dict[str, tuple[str, str, np.ndarray]], units: dict[str, np.ndarray]
+    ) -> tuple[SpokenRow, SpokenRow]:
+        """The resynthesis row (``references``: image → its utterance, shard, trained units) and the generated one."""
+        ref, asr = self.vocoder.ref, self.asr
+        if not units or ref is None or asr is None:
+            why = "not configured: no ASR" if asr is None else self.vocoder.note
+            unspoken = SpokenRow(None, "no test image with captions to score against" if not units else why, {})
+            return unspoken, unspoken
+        synthesizer = vocoder_for(ref)
+        named = {"name": ref.name, "fingerprint": synthesizer.fingerprint}
+        self.vocoder_record["fingerprint"] = synthesizer.fingerprint
+        models = (synthesizer, asr_for(asr))
+        pictured = next(iter(units))
+        full = reference_units(self.store, self.dataset, self.lineage, references)
+        record = {
+            "vocoder": named,
+            "speech_units": self.lineage.units_version,
+            "training_shards": self.made_by["training_shards"],
+            "split": self.made_by["split"],
+            "utterances": {i: key for i, (key, _, _) in references.items()},
+        }
+        folder = resynthesis_folder(self.dataset, record)
+        resynthesized = speak_row(
+            self.store, folder, record, models, self.captions, full, deduplicated=False, pictured=pictured
+        )
+        record = {**self.made_by, "vocoder": named, "images": [*units]}
+        spoken = speak_row(
+            self.store,
+            wav_folder(self.dataset, record),
+            record,
+            models,
+            self.captions,
+            units,
+            deduplicated=True,
+            pictured=pictured,
+        )
+        if self.vocoder.note:  # a remark on the vocoder chosen (its unit table's size)
+            resynthesized.note += f"; {self.vocoder.note}"
+            spoken.note += f"; {self.vocoder.note}"
+        return resynthesized, spoken
 
-    scored, spoken = score_generated_speech(synthesizer, asr_for(asr), captions, units, keep)
-    if not done:
-        store.write_json(f"{wavs}/evaluation.json", record)  # last: the folder is whole
-    note = f"WAVs in {store.url_of(wavs)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
-    return scored.scores, note, spoken, wavs
+
+def _picture(
+    store: Store, root: Path, result: EvalResult, image_id: str, path: str | None, rows: tuple[SpokenRow, SpokenRow]
+) -> None:
+    """Keep the picture of one image's speech (reference, resynthesized, generated) and name its WAVs."""
+    resynthesized, spoken = rows
+    if path is None:
+        return
+    try:
+        recording = (root / path).read_bytes()
+    except OSError:  # the topline names an unreadable recording; the picture is left out
+        return
+    recordings = {
+        "reference recording": recording,
+        "resynthesized (stored units)": resynthesized.pictured,
+        "generated": spoken.pictured,
+    }
+    result.picture = picture(store, result.dataset, image_id, recordings, [path, resynthesized.wavs, spoken.wavs])
+    result.picture_wavs = {
+        "image": image_id,
+        "reference": str(root / path),
+        "resynthesized": store.url_of(f"{resynthesized.wavs}/{image_id}.wav"),
+        "generated": store.url_of(f"{spoken.wavs}/{image_id}.wav"),
+    }
 
 
 def wav_folder(dataset: str, record: dict[str, Any]) -> str:

@@ -136,9 +136,10 @@ def test_every_model_kind_fills_every_row_of_the_metrics(
         )
         (call,) = tables[-1:]
         assert call["key"] == "evaluate-im2sp-metrics"
-        topline, generated = call["table"]
+        topline, resynthesis, generated = call["table"]
         assert topline["system"].startswith("reference speech") and generated["system"].startswith("generated")
-        for row in (topline, generated):
+        assert resynthesis["system"].endswith("(resynthesis)")
+        for row in (topline, resynthesis, generated):
             assert row["model"] == kind and row["dataset"] == "coco"
             assert not [column for column, cell in row.items() if "not configured" in cell], row
             for metric in module.METRIC_COLUMNS:

@@ -79,8 +79,10 @@ def test_evaluate_scores_the_reference_speech_with_whisper(tmp_path: Path, prefe
     assert result.topline is not None and result.topline["Bleu_4"] is not None and result.topline["SPICE"] is None
     rows = metric_rows([result])
     assert rows[0]["system"].startswith("reference speech") and rows[0]["model"] == "im2sp"
-    assert rows[1]["paper_bleu4"] == "20.1 (context: the paper's official-im2sp-unit)"
-    assert rows[1]["Bleu_4"] == "not configured" and rows[1]["unit_error_rate"] == f"{result.unit_error_rate:.3f}"
+    assert rows[2]["paper_bleu4"] == "20.1 (context: the paper's official-im2sp-unit)"
+    # The pipeline learned a vocoder for the speech codebook (train-vocoder): found by lineage, it speaks.
+    assert result.generated is not None and rows[2]["Bleu_4"] != "not configured"
+    assert rows[2]["unit_error_rate"] == f"{result.unit_error_rate:.3f}"
 
     # With a unit vocoder (speech-resynthesis format, K = 4 units), generated units become speech and are scored.
     from tests.test_vocoder import CONFIG, _checkpoint
