@@ -122,6 +122,7 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
         ("_shared", "image", "codebook"): config.image_tokenizer.codebook_size,
         ("_shared", "speech", "codebook"): config.speech.clusters,
         ("_shared", "model", "checkpoints"): 1,
+        ("_shared", "speech", "vocoder"): config.speech.clusters,
     }, measured
     assert speech_pointer.exists()
 

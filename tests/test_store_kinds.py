@@ -43,7 +43,7 @@ def test_the_specs_keep_the_documented_orders() -> None:
         "speech-features",
         "training-shards",
     ]
-    assert [s.name for s in measured_kinds("shared")] == ["image-codebook", "speech-codebook", "train-runs"]
+    assert [s.name for s in measured_kinds("shared")] == ["image-codebook", "speech-codebook", "train-runs", "vocoders"]
     stale = [s.name for s in kinds_of("dataset") + kinds_of("shared") if s.stale]
     assert stale == [
         "manifests",
