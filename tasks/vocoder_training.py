@@ -11,7 +11,6 @@ two kept); the finished vocoder is shard ``all`` (``storage/vocoder_store.py``),
 
 from __future__ import annotations
 
-import contextlib
 import io
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from im2sp_models.audio import load_audio
 from im2sp_models.errors import ItemRejected
 from im2sp_models.vocoders import VOCODERS
 from storage.blob_writer import BlobWriter
-from storage.errors import CorruptShardError, NotEnoughDataError
+from storage.errors import NotEnoughDataError
 from storage.hashing import fingerprint
 from storage.kinds import MANIFESTS, SHARED, SPEECH_UNITS
 from storage.kinds import VOCODERS as VOCODERS_KIND
@@ -39,8 +38,8 @@ from storage.store import Store, StoreRef
 from storage.versions import StoreVersion
 from storage.vocoder_store import FINISHED
 from tasks.jobs import read_verified
+from tasks.train import KEEP_CHECKPOINTS, latest_checkpoint
 
-KEEP_CHECKPOINTS = 2
 #: What the flow is named in lineage refusals.
 READER = "train-vocoder"
 
@@ -221,17 +220,6 @@ def _commit_folder(version: StoreVersion, shard_id: str, folder: Path) -> None:
             writer.write(path.name, {"bytes": path.read_bytes()})
 
 
-def latest_step(version: StoreVersion) -> str | None:
-    """The newest committed, unflagged checkpoint shard, or None."""
-    for shard in reversed([s for s in version.marker_ids() if s.startswith("step-")]):
-        if version.store.exists(version.damaged_key(shard)):
-            continue
-        with contextlib.suppress(CorruptShardError):
-            if version.marker(shard) is not None:
-                return shard
-    return None
-
-
 def train_vocoder(store: Store, plan: VocoderPlan, *, device: str = "cpu") -> VocoderTrainResult:
     """Train (or finish, or find finished) the vocoder of ``plan``; its files end in shard ``all``."""
     version = StoreVersion(store, SHARED, VOCODERS_KIND, plan.version_id)
@@ -247,7 +235,7 @@ def train_vocoder(store: Store, plan: VocoderPlan, *, device: str = "cpu") -> Vo
             f"no training utterance could be read for the vocoder ({len(rejected)} left out, e.g. "
             f"{next(iter(rejected.items()), ('-', '-'))}); check the speech-units store and the dataset roots"
         )
-    latest = latest_step(version)
+    latest = latest_checkpoint(version)
     trainer: Trainer
     if latest is None:
         trainer = entry.Trainer(VOCODERS.settings(plan.kind, plan.settings), plan.clusters, device=device)
