@@ -193,7 +193,8 @@ class TrainingConfig(_Section):
 class VocoderTrainingConfig(_Section):
     """train-vocoder: a unit vocoder for the current speech codebook, learned from (speech units, recording) pairs.
 
-    ``kind`` is a trainable vocoder kind (``unit-mel``) and ``settings`` its options (checked by the kind);
+    ``kind`` is a trainable vocoder kind (``unit-mel``, ``unit-hifigan``) and ``settings`` its training options
+    (checked by the kind's trainer);
     ``datasets`` (default: all) and ``splits`` choose the utterances, at most ``max_utterances`` of them (a seeded
     choice: their log-mel targets are held in memory, about 35 KB per 4-second utterance in float16); ``steps``
     optimiser steps, a checkpoint every ``checkpoint_every`` (a killed run resumes from the newest).
@@ -210,19 +211,22 @@ class VocoderTrainingConfig(_Section):
 
     @model_validator(mode="after")
     def _kind_is_trainable(self) -> VocoderTrainingConfig:
-        from im2sp_models.vocoders import VOCODERS
+        from im2sp_models.vocoders import VOCODERS, training_settings
 
         if not self.model_fields_set & {"kind", "settings"}:
             return self  # the defaults: checked when train-vocoder runs
         try:
             entry = VOCODERS.entry(self.kind)
-            VOCODERS.settings(self.kind, self.settings)  # names a bad option now, not after the data is read
         except Im2SpError as error:
             raise ValueError(str(error)) from None
         if getattr(entry, "Trainer", None) is None:
             raise ValueError(
                 f"vocoder {self.kind!r} has no trainer; trainable kinds: {', '.join(trainable_vocoders())}"
             )
+        try:
+            training_settings(self.kind, self.settings)  # names a bad option now, not after the data is read
+        except Im2SpError as error:
+            raise ValueError(str(error)) from None
         return self
 
 

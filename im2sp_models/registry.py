@@ -32,6 +32,24 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def validated_settings(
+    model: type[ModelSettings], given: ModelSettings | Mapping[str, Any] | None, label: str
+) -> ModelSettings:
+    """``model`` from a settings object, a mapping of options, or None (the defaults).
+
+    Raises:
+        ConfigError: An option ``model`` does not take, or a value it refuses, named after ``label``.
+    """
+    if isinstance(given, model):
+        return given
+    document = given.model_dump() if isinstance(given, BaseModel) else dict(given or {})
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or label}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{label}: {problems} (its options: {option_names(model)})") from None
+
+
 class NoSettings(ModelSettings):
     """The settings of an entry that takes no options."""
 
@@ -159,15 +177,7 @@ class Registry(Generic[E]):
             UnknownModelError: No entry has that name.
             ConfigError: An option the entry does not take, or a value it refuses (named in the message).
         """
-        model = self.entry(name).Settings
-        if isinstance(given, model):
-            return given
-        document = given.model_dump() if isinstance(given, BaseModel) else dict(given or {})
-        try:
-            return model.model_validate(document)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in error.errors())
-            raise ConfigError(f"{self.kind} {name}: {problems} (its options: {option_names(model)})") from None
+        return validated_settings(self.entry(name).Settings, given, f"{self.kind} {name}")
 
     def load(
         self,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
 from im2sp_models.registry import ModelSettings
+from im2sp_models.trainer_streams import TRAINER_FILE, RandomStreams, write_trainer_document
 from im2sp_models.unit_mel_net import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -45,7 +45,7 @@ from storage.hashing import sha256_files
 
 __all__ = ["UnitMelSettings", "UnitMelTrainer", "UnitMelVocoder", "griffin_lim", "log_mel", "run_lengths"]
 
-TRAINER_FILE, OPTIMIZER_FILE, RNG_FILE = "trainer.json", "optimizer.safetensors", "rng.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 class UnitMelTrainer:
@@ -57,6 +57,10 @@ class UnitMelTrainer:
         device: ``cpu``, ``cuda`` or ``auto`` (bit-exact resumption is promised on the CPU).
     """
 
+    Settings: ClassVar[type[ModelSettings]] = UnitMelSettings
+    #: What train-vocoder computes from each recording: its ``(frames, n_mels)`` log-mel at the unit rate.
+    target = staticmethod(log_mel)
+
     def __init__(self, settings: UnitMelSettings, clusters: int, *, device: str = "cpu") -> None:
         import torch
 
@@ -65,23 +69,12 @@ class UnitMelTrainer:
         self.settings, self.clusters = settings, clusters
         self.device = resolve_device(device)
         self.step = 0
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            torch.manual_seed(settings.seed)
+        self.streams = RandomStreams(self.device, settings.seed)
+        with self.streams.seeded(settings.seed):
             self.network = build_network(settings, clusters).to(self.device)
-            self._torch_rng = torch.get_rng_state()
-            self._cuda_rng = torch.cuda.get_rng_state(self.device) if self._cuda_devices() else None
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
         )
-        self._crops = np.random.default_rng([settings.seed, 1])
-
-    def _cuda_devices(self) -> list[int]:
-        import torch
-
-        if not self.device.startswith("cuda"):
-            return []
-        index = torch.device(self.device).index
-        return [torch.cuda.current_device() if index is None else index]
 
     def learning_rate(self, step: int) -> float:
         """The rate of optimizer step ``step``: linear warm-up, then constant or a cosine decay."""
@@ -114,13 +107,13 @@ class UnitMelTrainer:
         mels = np.zeros((len(pairs), size, self.settings.n_mels), dtype=np.float32)
         mask = np.zeros((len(pairs), size), dtype=np.float32)
         for row, (codes, values) in enumerate(pairs):
-            start = int(self._crops.integers(0, len(codes) - size + 1)) if len(codes) > size else 0
+            start = int(self.streams.crops.integers(0, len(codes) - size + 1)) if len(codes) > size else 0
             length = min(size, len(codes))
             units[row, :length], mels[row, :length] = codes[start : start + length], values[start : start + length]
             mask[row, :length] = 1
         if self.settings.unit_noise > 0:
-            noisy = self._crops.random(units.shape) < self.settings.unit_noise
-            units[noisy] = self._crops.integers(0, self.clusters, int(noisy.sum()))
+            noisy = self.streams.crops.random(units.shape) < self.settings.unit_noise
+            units[noisy] = self.streams.crops.integers(0, self.clusters, int(noisy.sum()))
         return units, mels, mask
 
     @staticmethod
@@ -152,10 +145,7 @@ class UnitMelTrainer:
         tensors = [torch.from_numpy(a).to(self.device) for a in (*self._segments(pairs), *self._durations(pairs))]
         units, mels, mask, dedup, targets, dedup_mask = tensors
         lr = self.learning_rate(self.step)
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            torch.set_rng_state(self._torch_rng)
-            if self._cuda_rng is not None:
-                torch.cuda.set_rng_state(self._cuda_rng, self.device)
+        with self.streams.own():
             self.network.train()
             error = (self.network(units) - mels).abs().mean(dim=2)
             mel_l1 = (error * mask).sum() / mask.sum()
@@ -168,8 +158,6 @@ class UnitMelTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
-            self._torch_rng = torch.get_rng_state()
-            self._cuda_rng = torch.cuda.get_rng_state(self.device) if self._cuda_rng is not None else None
         self.step += 1
         return {
             "loss": float(loss.detach()),
@@ -193,19 +181,7 @@ class UnitMelTrainer:
         save_file(_cpu(self.network.state_dict()), str(folder / WEIGHTS_FILE))
         moments = {f"{i}.{k}": v for i, state in self.optimizer.state_dict()["state"].items() for k, v in state.items()}
         save_file(_cpu(moments), str(folder / OPTIMIZER_FILE))
-        rng = {"torch": self._torch_rng} | ({} if self._cuda_rng is None else {"cuda": self._cuda_rng})
-        save_file(_cpu(rng), str(folder / RNG_FILE))
-        document = {
-            "name": NAME,
-            "format_version": FORMAT_VERSION,
-            "clusters": self.clusters,
-            "step": self.step,
-            "settings": self.settings.model_dump(mode="json"),
-            "crops": self._crops.bit_generator.state,
-        }
-        partial = folder / f"{TRAINER_FILE}.partial"
-        partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        partial.replace(folder / TRAINER_FILE)
+        write_trainer_document(folder, self, name=NAME, format_version=FORMAT_VERSION)
 
     @classmethod
     def resume(cls, folder: Path, *, device: str = "cpu") -> UnitMelTrainer:
@@ -227,13 +203,9 @@ class UnitMelTrainer:
                 state.setdefault(int(index), {})[name] = value
             groups = trainer.optimizer.state_dict()["param_groups"]
             trainer.optimizer.load_state_dict({"state": state, "param_groups": groups})
-            rng = load_file(str(folder / RNG_FILE))
+            trainer.streams.load(folder, document["crops"])
         except (RuntimeError, SafetensorError, OSError, ValueError, KeyError) as error:
             raise CheckpointError(f"{folder}: a trainer checkpoint that does not fit ({one_line(error)})") from None
-        trainer._torch_rng = rng["torch"]
-        if trainer._cuda_rng is not None and "cuda" in rng:
-            trainer._cuda_rng = rng["cuda"]
-        trainer._crops.bit_generator.state = document["crops"]
         trainer.step = int(document["step"])
         return trainer
 
@@ -270,8 +242,6 @@ class UnitMelVocoder:
     needs_checkpoint: ClassVar[bool] = True
     #: What train-vocoder trains this kind with.
     Trainer: ClassVar[type[UnitMelTrainer]] = UnitMelTrainer
-    #: The training target of an utterance (train-vocoder computes it from each recording).
-    log_mel: ClassVar[Callable[..., np.ndarray]] = staticmethod(log_mel)
 
     def __init__(
         self, network: Any, settings: UnitMelSettings, config: dict[str, Any], checksum: str, device: str

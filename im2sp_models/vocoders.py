@@ -4,11 +4,8 @@ Those checkpoints are ``{"generator": state_dict}`` files (``g_XXXXXXXX``, ``mod
 ``config.json`` with the HiFi-GAN shape (``upsample_rates``, ``upsample_kernel_sizes``,
 ``upsample_initial_channel``, ``resblock``, ``resblock_kernel_sizes``, ``resblock_dilation_sizes``,
 ``model_in_dim``) and the unit side (``num_embeddings``, ``embedding_dim``, ``dur_predictor_params``,
-``multispkr``, ``num_speakers``, ``f0``). The network is this module's own code, built so that the parameter
-names match (checked against speech-resynthesis ``models.py`` and its s2st example, and fairseq's
-``text_to_speech/hifigan.py`` + ``codehifigan.py``):
-``dict`` (unit embedding), ``conv_pre``, ``ups.N``, ``resblocks.N.convs1/convs2.M`` (or ``convs.M``),
-``conv_post``, ``dur_predictor.{conv1.0, ln1, conv2.0, ln2, proj}`` and ``spkr``. Weight norm is removed
+``multispkr``, ``num_speakers``, ``f0``). The network is the project's own code, built so that the parameter
+names match (:mod:`im2sp_models.unit_hifigan_net`). Weight norm is removed
 at load: ``weight_g``/``weight_v`` pairs (or torch's ``parametrizations.weight.original0/1``) are folded into
 plain weights. Units at 50 Hz come out at 16 kHz: ``prod(upsample_rates)`` (320) samples per unit frame.
 With a duration predictor, deduplicated units are first repeated by their predicted durations.
@@ -27,143 +24,11 @@ import numpy as np
 
 from im2sp_models.device import resolve_device
 from im2sp_models.errors import CheckpointError
-from im2sp_models.registry import ModelEntry, ModelSettings, Registry
+from im2sp_models.registry import ModelEntry, ModelSettings, Registry, validated_settings
+from im2sp_models.unit_hifigan_net import fold_weight_norm, generator
+from im2sp_models.unit_hifigan_train import UnitHifiGanTrainer
+from storage.errors import ConfigError
 from storage.hashing import sha256_files
-
-LRELU_SLOPE = 0.1
-
-
-def _padding(kernel_size: int, dilation: int = 1) -> int:
-    return (kernel_size * dilation - dilation) // 2
-
-
-def _network(config: dict[str, Any]) -> Any:
-    import torch
-    from torch import nn
-    from torch.nn import functional
-
-    class ResBlock1(nn.Module):
-        def __init__(self, channels: int, kernel: int, dilations: list[int]) -> None:
-            super().__init__()
-            self.convs1 = nn.ModuleList(
-                nn.Conv1d(channels, channels, kernel, 1, dilation=d, padding=_padding(kernel, d)) for d in dilations
-            )
-            self.convs2 = nn.ModuleList(
-                nn.Conv1d(channels, channels, kernel, 1, dilation=1, padding=_padding(kernel)) for _ in dilations
-            )
-
-        def forward(self, x: Any) -> Any:
-            for first, second in zip(self.convs1, self.convs2, strict=True):
-                x = x + second(functional.leaky_relu(first(functional.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
-            return x
-
-    class ResBlock2(nn.Module):
-        def __init__(self, channels: int, kernel: int, dilations: list[int]) -> None:
-            super().__init__()
-            self.convs = nn.ModuleList(
-                nn.Conv1d(channels, channels, kernel, 1, dilation=d, padding=_padding(kernel, d)) for d in dilations
-            )
-
-        def forward(self, x: Any) -> Any:
-            for conv in self.convs:
-                x = x + conv(functional.leaky_relu(x, LRELU_SLOPE))
-            return x
-
-    class DurationPredictor(nn.Module):
-        def __init__(self, encoder_embed_dim: int, var_pred_hidden_dim: int, var_pred_kernel_size: int, **_: Any):
-            super().__init__()
-            padding = (var_pred_kernel_size - 1) // 2
-            self.conv1 = nn.Sequential(
-                nn.Conv1d(encoder_embed_dim, var_pred_hidden_dim, var_pred_kernel_size, padding=padding), nn.ReLU()
-            )
-            self.ln1 = nn.LayerNorm(var_pred_hidden_dim)
-            self.conv2 = nn.Sequential(
-                nn.Conv1d(var_pred_hidden_dim, var_pred_hidden_dim, var_pred_kernel_size, padding=1), nn.ReLU()
-            )
-            self.ln2 = nn.LayerNorm(var_pred_hidden_dim)
-            self.proj = nn.Linear(var_pred_hidden_dim, 1)
-
-        def forward(self, x: Any) -> Any:  # (B, T, C) → (B, T) log durations
-            x = self.ln1(self.conv1(x.transpose(1, 2)).transpose(1, 2))
-            x = self.ln2(self.conv2(x.transpose(1, 2)).transpose(1, 2))
-            return self.proj(x).squeeze(2)
-
-    class UnitHifiGan(nn.Module):
-        def __init__(self, h: dict[str, Any]) -> None:
-            super().__init__()
-            initial = int(h["upsample_initial_channel"])
-            self.num_kernels = len(h["resblock_kernel_sizes"])
-            self.dict = nn.Embedding(int(h["num_embeddings"]), int(h["embedding_dim"]))
-            inputs = int(h["embedding_dim"]) * (2 if h.get("multispkr") else 1)  # codes (+ speaker)
-            self.conv_pre = nn.Conv1d(int(h.get("model_in_dim", inputs)), initial, 7, 1, padding=3)
-            self.ups = nn.ModuleList(
-                nn.ConvTranspose1d(initial // 2**i, initial // 2 ** (i + 1), k, u, padding=(k - u) // 2)
-                for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"], strict=True))
-            )
-            block = ResBlock1 if str(h["resblock"]) == "1" else ResBlock2
-            self.resblocks = nn.ModuleList(
-                block(initial // 2 ** (i + 1), k, list(d))
-                for i in range(len(self.ups))
-                for k, d in zip(h["resblock_kernel_sizes"], h["resblock_dilation_sizes"], strict=True)
-            )
-            self.conv_post = nn.Conv1d(initial // 2 ** len(self.ups), 1, 7, 1, padding=3)
-            speakers = int(h.get("num_speakers", 200))
-            self.spkr = nn.Embedding(speakers, int(h["embedding_dim"])) if h.get("multispkr") else None
-            params = h.get("dur_predictor_params")
-            self.dur_predictor = DurationPredictor(**params) if params else None
-
-        def forward(self, codes: Any, speaker: int = 0, predict_durations: bool = False) -> Any:
-            x = self.dict(codes).transpose(1, 2)  # (1, C, T)
-            if predict_durations:
-                if self.dur_predictor is None:
-                    raise ValueError("this vocoder has no duration predictor: give full-rate units")
-                log_durations = self.dur_predictor(x.transpose(1, 2))
-                durations = torch.clamp(torch.round(torch.exp(log_durations) - 1).long(), min=1)
-                x = torch.repeat_interleave(x, durations.view(-1), dim=2)
-            if self.spkr is not None:
-                voice = self.spkr(torch.tensor([[speaker]], device=x.device)).transpose(1, 2)
-                x = torch.cat([x, voice.expand(-1, -1, x.shape[-1])], dim=1)
-            x = self.conv_pre(x)
-            for index, up in enumerate(self.ups):
-                x = up(functional.leaky_relu(x, LRELU_SLOPE))
-                blocks = self.resblocks[index * self.num_kernels : (index + 1) * self.num_kernels]
-                x = sum(block(x) for block in blocks) / self.num_kernels
-            return torch.tanh(self.conv_post(functional.leaky_relu(x)))
-
-    return UnitHifiGan(config)
-
-
-#: How weight-norm parts are saved: torch.nn.utils.weight_norm, and the newer parametrization.
-_WEIGHT_NORM_SUFFIXES = (
-    (".weight_g", ".weight_v"),
-    (".parametrizations.weight.original0", ".parametrizations.weight.original1"),
-)
-
-
-def fold_weight_norm(state: dict[str, Any]) -> dict[str, Any]:
-    """Replace each weight-norm pair by the weight it stands for: ``g · v / ‖v‖`` (norm over all but dim 0)."""
-    folded: dict[str, Any] = {}
-    pairs: dict[str, dict[str, Any]] = {}
-    for key, value in state.items():
-        for g_suffix, v_suffix in (
-            (".weight_g", ".weight_v"),
-            (".parametrizations.weight.original0", ".parametrizations.weight.original1"),
-        ):
-            if key.endswith(g_suffix):
-                pairs.setdefault(key.removesuffix(g_suffix), {})["g"] = value
-                break
-            if key.endswith(v_suffix):
-                pairs.setdefault(key.removesuffix(v_suffix), {})["v"] = value
-                break
-        else:
-            folded[key] = value
-    for prefix, pair in pairs.items():
-        if set(pair) != {"g", "v"}:
-            raise CheckpointError(f"weight norm of {prefix} is missing its {'g' if 'g' not in pair else 'v'} part")
-        v = pair["v"]
-        norm = v.norm(2, dim=tuple(range(1, v.dim())), keepdim=True)
-        folded[f"{prefix}.weight"] = pair["g"] * v / norm
-    return folded
 
 
 class Vocoder(ModelEntry, Protocol):
@@ -189,6 +54,19 @@ VOCODERS = Registry[Vocoder](
 register_vocoder = VOCODERS.register
 #: Every name, built-in or from a plugin.
 vocoder_names = VOCODERS.names
+
+
+def training_settings(name: str, given: ModelSettings | dict[str, Any] | None = None) -> ModelSettings:
+    """A trainable vocoder kind's training settings (its ``Trainer.Settings``) from a mapping of options.
+
+    Raises:
+        UnknownModelError: No vocoder has that name.
+        ConfigError: The kind has no trainer, or an option it does not take (named in the message).
+    """
+    trainer = getattr(VOCODERS.entry(name), "Trainer", None)
+    if trainer is None:
+        raise ConfigError(f"vocoder {name!r} has no trainer")
+    return validated_settings(trainer.Settings, given, f"vocoder {name}")
 
 
 def load_vocoder(
@@ -217,6 +95,8 @@ class UnitHifiGanVocoder:
     name: ClassVar[str] = "unit-hifigan"
     Settings: ClassVar[type[ModelSettings]] = UnitHifiGanSettings
     needs_checkpoint: ClassVar[bool] = True
+    #: What train-vocoder trains this kind with (speech-resynthesis's recipe).
+    Trainer: ClassVar[type[UnitHifiGanTrainer]] = UnitHifiGanTrainer
 
     def __init__(self, network: Any, config: dict[str, Any], checksum: str, device: str) -> None:
         self.network = network
@@ -296,7 +176,7 @@ class UnitHifiGanVocoder:
             raise CheckpointError(f"{checkpoint}: not a generator checkpoint ({error})") from error
         if not isinstance(document, dict) or "generator" not in document:
             raise CheckpointError(f"{checkpoint}: expected {{'generator': state_dict}}")
-        network = _network(settings)
+        network = generator(settings)
         state = fold_weight_norm(document["generator"])
         if network.dur_predictor is not None and not any(k.startswith("dur_predictor.") for k in state):
             network.dur_predictor = None  # speech-resynthesis trains it only with dur_prediction_weight

@@ -23,7 +23,8 @@ from prefect import task
 
 from im2sp_models.audio import load_audio
 from im2sp_models.errors import ItemRejected
-from im2sp_models.vocoders import VOCODERS
+from im2sp_models.spectrogram import log_mel
+from im2sp_models.vocoders import VOCODERS, training_settings
 from storage.blob_writer import BlobWriter
 from storage.errors import NotEnoughDataError
 from storage.hashing import fingerprint
@@ -65,7 +66,7 @@ def vocoder_settings(kind: str, given: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: An option the kind does not take.
     """
-    return dict(VOCODERS.settings(kind, given).model_dump(mode="json"))
+    return dict(training_settings(kind, given).model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class VocoderPlan:
     """What one train-vocoder run learns from and how: the version id hashes all but the cadences.
 
     Attributes:
-        kind: The trainable vocoder kind (``unit-mel``).
+        kind: The trainable vocoder kind (``unit-mel``, ``unit-hifigan``).
         settings: Its settings, as the kind validated them.
         codebook_id: The speech codebook whose units it speaks.
         clusters: That codebook's K.
@@ -169,21 +170,29 @@ def chosen_utterances(store: Store, plan: VocoderPlan) -> list[tuple[str, str, n
     return found
 
 
-def training_pairs(
-    store: Store, plan: VocoderPlan, log_mel: Any, workers: int = 4
-) -> tuple[list[Pair], dict[str, str]]:
-    """The pairs (key, full-rate units, log-mel) of the chosen utterances; the left-out ones with their reason."""
-    return _pairs_of(store, plan, log_mel, chosen_utterances(store, plan), workers)
+def training_pairs(store: Store, plan: VocoderPlan, target: Any, workers: int = 4) -> tuple[list[Pair], dict[str, str]]:
+    """The pairs (key, full-rate units, the kind's target) of the chosen utterances; the left-out ones, with why.
+
+    ``target(wave, sample_rate, frames, settings)`` is the kind's ``Trainer.target``: a log-mel (held as float16)
+    or samples (held as they come, e.g. int16).
+    """
+    settings = training_settings(plan.kind, plan.settings)
+
+    def pair(dataset: str, key: str, units: np.ndarray, wave: np.ndarray) -> Pair:
+        made = np.asarray(target(wave, 16_000, len(units), settings))
+        return f"{dataset}/{key}", units.astype(np.int64), made.astype(np.float16) if made.dtype.kind == "f" else made
+
+    return _pairs_of(store, plan, pair, chosen_utterances(store, plan), workers)
 
 
 def _pairs_of(
-    store: Store, plan: VocoderPlan, log_mel: Any, chosen: list[tuple[str, str, np.ndarray]], workers: int = 4
-) -> tuple[list[Pair], dict[str, str]]:
+    store: Store, plan: VocoderPlan, make: Any, chosen: list[tuple[str, str, np.ndarray]], workers: int = 4
+) -> tuple[list[Any], dict[str, str]]:
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset, manifests in plan.manifests.items():
         rows[dataset] = ok_rows(StoreVersion(store, dataset, MANIFESTS, manifests), "utterances", ["path", "sha256"])
 
-    def pair(item: tuple[str, str, np.ndarray]) -> Pair | str:
+    def pair(item: tuple[str, str, np.ndarray]) -> Any:
         dataset, key, units = item
         row = rows[dataset].get(key)
         if row is None:
@@ -195,8 +204,7 @@ def _pairs_of(
             wave = load_audio(data, min_samples=1)
         except ItemRejected as verdict:
             return str(verdict)
-        mel = log_mel(wave, 16_000, len(units), VOCODERS.settings(plan.kind, plan.settings))
-        return f"{dataset}/{key}", units.astype(np.int64), np.asarray(mel, dtype=np.float16)
+        return make(dataset, key, units, wave)
 
     pairs, rejected = [], {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -229,7 +237,7 @@ def train_vocoder(store: Store, plan: VocoderPlan, *, device: str = "cpu") -> Vo
         )
     version.ensure_created(produced_by(plan))
     entry: Any = VOCODERS.entry(plan.kind)
-    pairs, rejected = training_pairs(store, plan, entry.log_mel)
+    pairs, rejected = training_pairs(store, plan, entry.Trainer.target)
     if not pairs:
         raise NotEnoughDataError(
             f"no training utterance could be read for the vocoder ({len(rejected)} left out, e.g. "
@@ -238,7 +246,7 @@ def train_vocoder(store: Store, plan: VocoderPlan, *, device: str = "cpu") -> Vo
     latest = latest_checkpoint(version)
     trainer: Trainer
     if latest is None:
-        trainer = entry.Trainer(VOCODERS.settings(plan.kind, plan.settings), plan.clusters, device=device)
+        trainer = entry.Trainer(training_settings(plan.kind, plan.settings), plan.clusters, device=device)
     else:
         trainer = entry.Trainer.resume(verified_local_copy(version, latest), device=device)
     resumed_from = trainer.step
@@ -246,7 +254,7 @@ def train_vocoder(store: Store, plan: VocoderPlan, *, device: str = "cpu") -> Vo
     history: list[dict[str, float]] = []
     while trainer.step < plan.steps:
         chosen = batch_of(plan.seed, trainer.step, len(pairs), size)
-        metrics = trainer.train_step([(pairs[i][1], pairs[i][2].astype(np.float32)) for i in chosen])
+        metrics = trainer.train_step([(pairs[i][1], pairs[i][2]) for i in chosen])
         history.append({"step": float(trainer.step), **metrics})
         if trainer.step % plan.checkpoint_every == 0 and trainer.step < plan.steps:
             _checkpoint(version, trainer)
@@ -279,7 +287,9 @@ def _checkpoint(version: StoreVersion, trainer: Trainer) -> None:
 def sample_preview(
     store: Store, plan: VocoderPlan, version: StoreVersion, device: str = "cpu"
 ) -> dict[str, Any] | None:
-    """One training utterance through the finished vocoder: the recording's log-mel, the vocoder's, its WAV.
+    """One training utterance through the finished vocoder: the log-mels of the recording and of its WAV.
+
+    Both are :func:`im2sp_models.spectrogram.log_mel`'s, whatever the kind, so the panels compare like with like.
 
     The WAV is kept at ``reports/train-vocoder/<version>/<dataset>-<utterance>.wav`` (written once). None when no
     chosen utterance can be read.
@@ -288,25 +298,23 @@ def sample_preview(
 
     from im2sp_models.device import resolve_device
 
-    entry: Any = VOCODERS.entry(plan.kind)
     folder = verified_local_copy(version, FINISHED)
     vocoder: Any = VOCODERS.load(plan.kind, folder, device=resolve_device(device))
     for dataset, key, units in chosen_utterances(store, plan)[:20]:
-        pairs, _ = _pairs_of(store, plan, entry.log_mel, [(dataset, key, units)])
-        if not pairs:
+        recordings, _ = _pairs_of(store, plan, lambda *item: item[2:], [(dataset, key, units)])
+        if not recordings:
             continue
-        _, full, reference = pairs[0]
-        wave = vocoder.synthesize(full, deduplicated=False)
+        full, recording = recordings[0]
+        wave = vocoder.synthesize(np.asarray(full, dtype=np.int64), deduplicated=False)
         buffer = io.BytesIO()
         soundfile.write(buffer, wave, vocoder.sample_rate, format="WAV", subtype="PCM_16")
         wav_key = f"reports/train-vocoder/{version.version}/{dataset}-{key}.wav"
         if not store.exists(wav_key):
             store.write_bytes(wav_key, buffer.getvalue())
-        resynthesized = vocoder.log_mel_of(full, deduplicated=False)
         return {
             "key": f"{dataset}/{key}",
-            "reference": reference.astype(np.float32),
-            "resynthesized": resynthesized,
+            "reference": log_mel(recording, vocoder.sample_rate),
+            "resynthesized": log_mel(wave, vocoder.sample_rate),
             "wav_key": wav_key,
         }
     return None

@@ -13,7 +13,7 @@ from storage.errors import StaleInputError
 from storage.kinds import SHARED, SPEECH_UNITS, VOCODERS
 from storage.store import Store
 from storage.versions import StoreVersion, current_version
-from tests.tiny_datasets import coco_entry, tiny_config, write_coco
+from tests.tiny_datasets import TINY_HIFIGAN, coco_entry, tiny_config, write_coco
 
 ENTRIES = [coco_entry(n, "train", [f"Caption {n}.", f"Another {n}."]) for n in range(1, 5)] + [
     coco_entry(9, "test", ["A test caption."])
@@ -130,6 +130,33 @@ def test_train_vocoder_refuses_units_of_another_codebook_or_plan(tmp_path: Path,
     learn_speech_codebook_flow(tiny_config(tmp_path, {"speech": {"seed": 7}}, shard_size=2))
     with pytest.raises(StaleInputError, match=r"current speech units are of codebook .*rerun unitize-speech"):
         train_vocoder_flow(config)
+
+
+def test_train_vocoder_trains_unit_hifigan_in_speech_resynthesis_layout(tmp_path: Path, prefect_harness: None) -> None:
+    import torch
+
+    from flows.train_vocoder import train_vocoder_flow
+    from im2sp_models.vocoders import load_vocoder
+    from storage.reader import verified_local_copy
+
+    section = {"kind": "unit-hifigan", "settings": TINY_HIFIGAN, "steps": 2, "checkpoint_every": 1}
+    config = _units(tmp_path, vocoder_training=section)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_vocoder_flow(config)
+    finally:
+        torch.set_num_threads(threads)
+    store = config.store.open()
+    assert result.trained and result.kind == "unit-hifigan" and result.steps == 2 and result.utterances == 8
+    version = StoreVersion(store, SHARED, VOCODERS, result.version)
+    assert version.marker_ids() == ["all"]
+    folder = verified_local_copy(version, "all")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "g_00000002"]
+    vocoder: Any = load_vocoder("unit-hifigan", folder, device="cpu")
+    assert vocoder.has_duration_predictor and vocoder.hop == 320
+    assert vocoder.synthesize(np.array([0, 1, 2, 3]), deduplicated=False).shape == (4 * 320,)
+    assert list(store.walk_files(f"reports/train-vocoder/{version.version}"))  # the preview's WAV
 
 
 def test_verify_names_a_damaged_vocoder_pointer(store: Store) -> None:

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from im2sp_models.errors import CheckpointError
-from im2sp_models.vocoders import UnitHifiGanVocoder, _network, fold_weight_norm, load_vocoder, vocoder_names
+from im2sp_models.unit_hifigan_net import fold_weight_norm
+from im2sp_models.unit_hifigan_net import generator as _network
+from im2sp_models.vocoders import UnitHifiGanVocoder, load_vocoder, vocoder_names
 
 CONFIG: dict[str, Any] = {
     "resblock": "1",

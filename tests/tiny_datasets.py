@@ -95,6 +95,24 @@ TINY_VOCODER: dict[str, Any] = {
     "griffin_lim_iters": 2,
 }
 
+#: unit-hifigan: 320 samples per unit (8 · 5 · 8) from a generator a few channels wide, discriminators 1/16 wide.
+TINY_HIFIGAN: dict[str, Any] = {
+    "upsample_rates": [8, 5, 8],
+    "upsample_kernel_sizes": [16, 11, 16],
+    "upsample_initial_channel": 16,
+    "resblock_kernel_sizes": [3],
+    "resblock_dilation_sizes": [[1, 3, 5]],
+    "embedding_dim": 8,
+    "var_pred_hidden_dim": 8,
+    "var_pred_dropout": 0.1,
+    "segment_size": 320 * 6,
+    "batch_size": 2,
+    "discriminator_divisor": 16,
+    "learning_rate": 2e-3,
+    "lr_decay_every": 4,
+    "lr_decay": 0.9,
+}
+
 
 def tiny_config(
     root: Path, sections: dict[str, dict[str, Any]] | None = None, *, shard_size: int = 1
