@@ -196,7 +196,8 @@ class VocoderTrainingConfig(_Section):
     ``kind`` is a trainable vocoder kind (``unit-mel``, ``unit-hifigan``) and ``settings`` its training options
     (checked by the kind's trainer);
     ``datasets`` (default: all) and ``splits`` choose the utterances, at most ``max_utterances`` of them (a seeded
-    choice: their log-mel targets are held in memory, about 35 KB per 4-second utterance in float16); ``steps``
+    choice: their targets are held in memory — per 4-second utterance about 35 KB of float16 log-mel for
+    unit-mel, 128 KB of int16 samples for unit-hifigan); ``steps``
     optimiser steps, a checkpoint every ``checkpoint_every`` (a killed run resumes from the newest).
     """
 
