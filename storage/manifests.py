@@ -8,8 +8,6 @@ writer contract as the single shard ``all`` of ``<dataset>/manifests/<fingerprin
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import pyarrow.parquet as pq
 
 from storage.errors import CorruptShardError
 from storage.hashing import fingerprint, fingerprint_rows, sha256_bytes, sha256_file
+from storage.keyed_cache import KeyedCache
 from storage.kinds import MANIFESTS
 from storage.locks import shard_lock
 from storage.parquet_writer import ParquetTablesWriter
@@ -289,24 +288,14 @@ def image_shards_by_speech_shard(version: StoreVersion) -> dict[str, tuple[str, 
     return {speech: tuple(sorted(images)) for speech, images in found.items()}
 
 
-#: Manifest tables read by this process, newest last: manifest versions never change once committed.
-_SHARED: OrderedDict[tuple[str, str, str], pa.Table] = OrderedDict()
-_SHARED_LOCK = threading.Lock()
+#: Manifest tables read by this process (the 4 most recent): manifest versions never change once committed.
+_TABLES: KeyedCache[tuple[str, str, str], pa.Table] = KeyedCache(4)
 
 
 def shared_table(version: StoreVersion, table: str) -> pa.Table:
     """:func:`read_table`, kept for the process's later shards (the 4 most recent tables)."""
     key = (version.store.url_of(version.prefix), table, version.version)
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            _SHARED.move_to_end(key)
-            return _SHARED[key]
-    data = read_table(version, table)
-    with _SHARED_LOCK:
-        _SHARED[key] = data
-        while len(_SHARED) > 4:
-            _SHARED.popitem(last=False)
-    return data
+    return _TABLES.get(key, lambda: read_table(version, table))
 
 
 def read_table(version: StoreVersion, table: str, columns: list[str] | None = None) -> pa.Table:

@@ -9,7 +9,6 @@ a few nearest centroids, so it is part of the units' version id.
 from __future__ import annotations
 
 import io
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from prefect import task
 from im2sp_models.kmeans import assign, build_index
 from storage.errors import Im2SpError
 from storage.hashing import fingerprint
+from storage.keyed_cache import KeyedCache
 from storage.kinds import REBUILT_BY, SHARED, SPEECH_CODEBOOK, SPEECH_FEATURES, SPEECH_UNITS
 from storage.lineage import InputShard, checked_input, unchanged_since
 from storage.reader import iter_ragged, verify_shard
@@ -92,21 +92,21 @@ class UnitizeSettings:
     io_workers: int = 4
 
 
-_INDEXES: dict[tuple[str, str], Any] = {}
-_LOCK = threading.Lock()
+#: Faiss indexes over speech codebooks' centroids, built once per process (the 4 most recent codebooks).
+ASSIGNERS: KeyedCache[tuple[str, str], Any] = KeyedCache(4)
 
 
 def assigner(store: Store, codebook_id: str) -> Any:
     """A faiss exact L2 index over a codebook's centroids, built once per process."""
-    with _LOCK:
-        key = (store.url, codebook_id)
-        if key not in _INDEXES:
-            codebook = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
-            verify_shard(codebook, "all")  # a flipped byte in the centroids would silently change every unit
-            prefix = codebook.shard_key("all")
-            centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
-            _INDEXES[key] = build_index(centroids)
-        return _INDEXES[key]
+
+    def build() -> Any:
+        codebook = StoreVersion(store, SHARED, SPEECH_CODEBOOK, codebook_id)
+        verify_shard(codebook, "all")  # a flipped byte in the centroids would silently change every unit
+        prefix = codebook.shard_key("all")
+        centroids = np.load(io.BytesIO(store.read_bytes(f"{prefix}/centroids.npy")), allow_pickle=False)
+        return build_index(centroids)
+
+    return ASSIGNERS.get((store.url, codebook_id), build)
 
 
 def non_finite_reason(features: np.ndarray) -> str | None:

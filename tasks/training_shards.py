@@ -14,8 +14,6 @@ before the commit: a missing or stale input fails the task in one line naming th
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +22,7 @@ from prefect import task
 
 from storage.dedup import dedup
 from storage.errors import StaleInputError
+from storage.keyed_cache import KeyedCache
 from storage.kinds import IMAGE_UNITS, MANIFESTS, REBUILT_BY, SPEECH_UNITS, TRAINING_SHARDS
 from storage.lineage import InputShard, checked_input, lineage_fingerprint, unchanged_since
 from storage.manifests import image_shards_by_speech_shard, ok_rows_for, planned_shards
@@ -66,9 +65,8 @@ _ImageShard = tuple[dict[str, int], np.ndarray, dict[str, str]]
 #: Image-units shards this process decoded, newest last (at most ``IMAGE_SHARDS_KEPT``, ~2 MiB each). A speech
 #: shard's utterances belong to images spread over every image shard of their split (plans order utterances by
 #: id), so without it each of COCO's 600 speech shards would read and decode up to 81 image shards again.
-_IMAGE_SHARDS: OrderedDict[tuple[str, str, str, str], _ImageShard] = OrderedDict()
-_IMAGE_SHARDS_LOCK = threading.Lock()
 IMAGE_SHARDS_KEPT = 128
+_IMAGE_SHARDS: KeyedCache[tuple[str, str, str, str], _ImageShard] = KeyedCache(IMAGE_SHARDS_KEPT)
 
 
 #: What build-training-shards is named in the lineage refusals of its inputs.
@@ -107,17 +105,12 @@ def _image_shard(images: StoreVersion, expected: InputShard) -> tuple[CommitMark
     marker = checked_input(images.store, images.dataset, expected, _READER)
     shard = expected.shard_id
     key = (images.store.url_of(images.prefix), shard, marker.input_fingerprint, marker.committed_at)
-    with _IMAGE_SHARDS_LOCK:
-        if key in _IMAGE_SHARDS:
-            _IMAGE_SHARDS.move_to_end(key)
-            return marker, _IMAGE_SHARDS[key]
-    stored_keys, grid = read_units(images, shard)
-    found = ({k: i for i, k in enumerate(stored_keys)}, grid, {r.key: r.reason for r in marker.rejected})
-    with _IMAGE_SHARDS_LOCK:
-        _IMAGE_SHARDS[key] = found
-        while len(_IMAGE_SHARDS) > IMAGE_SHARDS_KEPT:
-            _IMAGE_SHARDS.popitem(last=False)
-    return marker, found
+
+    def decoded() -> _ImageShard:
+        stored_keys, grid = read_units(images, shard)
+        return {k: i for i, k in enumerate(stored_keys)}, grid, {r.key: r.reason for r in marker.rejected}
+
+    return marker, _IMAGE_SHARDS.get(key, decoded)
 
 
 def build_training_shard(store: Store, job: ShardJob, version_id: str, sources: TrainingSources) -> ShardOutcome:

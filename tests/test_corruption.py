@@ -159,7 +159,7 @@ def test_flipped_bytes_are_caught_listed_and_rebuilt(tmp_path: Path, prefect_har
         (centroids, lambda: tasks.speech_units.assigner(store, units_codebook)),
         (_shard_file(run, checkpoint, ".safetensors"), lambda: _model_folder(config)),
     ]
-    tasks.speech_units._INDEXES.clear()  # the pipeline above built its index in this process
+    tasks.speech_units.ASSIGNERS.clear()  # the pipeline above built its index in this process
     for path, use in damaged:
         intact = path.read_bytes()
         _flip(path, len(intact) - 3)
