@@ -16,6 +16,7 @@ from storage.kinds import (
     IMAGE_CODEBOOK,
     IMAGE_UNITS,
     MANIFESTS,
+    REBUILT_BY,
     SPEECH_CODEBOOK,
     SPEECH_FEATURES,
     SPEECH_UNITS,
@@ -80,7 +81,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         MANIFESTS,
         "dataset",
-        "build-manifests",
+        REBUILT_BY[MANIFESTS],
         ParquetTablesWriter,
         read_table,
         lambda m: source_entries(m.store, m.dataset, m.roots),
@@ -89,7 +90,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         IMAGE_CODEBOOK,
         "shared",
-        "learn-image-codebook",
+        REBUILT_BY[IMAGE_CODEBOOK],
         BlobWriter,
         verified_local_copy,
         lambda m: codebook_entries(m.store, IMAGE_CODEBOOK, "image"),
@@ -98,7 +99,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         IMAGE_UNITS,
         "dataset",
-        "tokenize-images",
+        REBUILT_BY[IMAGE_UNITS],
         ZarrUnitsWriter,
         read_units,
         lambda m: image_unit_entries(m.store, m.dataset, m.memo),
@@ -107,7 +108,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         SPEECH_FEATURES,
         "dataset",
-        "extract-speech-features",
+        REBUILT_BY[SPEECH_FEATURES],
         ZarrRaggedWriter,
         iter_ragged,
         lambda m: speech_feature_entries(m.store, m.dataset, m.memo),
@@ -116,7 +117,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         SPEECH_CODEBOOK,
         "shared",
-        "learn-speech-codebook",
+        REBUILT_BY[SPEECH_CODEBOOK],
         BlobWriter,
         verified_local_copy,
         lambda m: codebook_entries(m.store, SPEECH_CODEBOOK, "speech"),
@@ -125,7 +126,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         SPEECH_UNITS,
         "dataset",
-        "unitize-speech",
+        REBUILT_BY[SPEECH_UNITS],
         SpeechUnitsWriter,
         read_speech_units,
         lambda m: speech_unit_entries(m.store, m.dataset, m.memo),
@@ -134,7 +135,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         TRAINING_SHARDS,
         "dataset",
-        "build-training-shards",
+        REBUILT_BY[TRAINING_SHARDS],
         WebDatasetWriter,
         iter_webdataset,
         lambda m: training_shard_entries(m.store, m.dataset, m.memo),
@@ -143,7 +144,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         TRAIN_RUNS,
         "shared",
-        "train-im2sp",
+        REBUILT_BY[TRAIN_RUNS],
         BlobWriter,
         verified_local_copy,
         lambda m: checkpoint_entries(m.store, m.problems),
@@ -153,7 +154,7 @@ STORE_KINDS: tuple[StoreKindSpec, ...] = (
     StoreKindSpec(
         VOCODERS,
         "shared",
-        "train-vocoder",
+        REBUILT_BY[VOCODERS],
         BlobWriter,
         verified_local_copy,
         lambda m: vocoder_entries(m.store, m.problems),

@@ -6,8 +6,8 @@ What each kind is (writer, reader, scope, the flow that rebuilds it, how the rep
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from functools import cache
+from collections.abc import Mapping
+from types import MappingProxyType
 
 MANIFESTS = "manifests"
 IMAGE_UNITS = "image-units"
@@ -23,27 +23,18 @@ TRAIN_RUNS = "train-runs"
 VOCODERS = "vocoders"
 
 
-@cache
-def _flows() -> dict[str, str]:
-    # Read at first use, not at import: the specs name writers and readers, which import storage.versions,
-    # which imports this module for its "rerun <flow>" messages.
-    from storage.kind_specs import STORE_KINDS
-
-    return {spec.name: spec.rebuilt_by for spec in STORE_KINDS}
-
-
-class _RebuiltBy(Mapping[str, str]):
-    """A read-only view of each spec's ``rebuilt_by``, by kind name."""
-
-    def __getitem__(self, kind: str) -> str:
-        return _flows()[kind]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_flows())
-
-    def __len__(self) -> int:
-        return len(_flows())
-
-
-#: The flow whose rerun rebuilds (or, for ``current.json``/``version.json``, rewrites) each store kind.
-REBUILT_BY: Mapping[str, str] = _RebuiltBy()
+#: The flow whose rerun rebuilds (or, for ``current.json``/``version.json``, rewrites) each store kind; each
+#: kind's spec (``storage/kind_specs.py``) takes its ``rebuilt_by`` from here.
+REBUILT_BY: Mapping[str, str] = MappingProxyType(
+    {
+        MANIFESTS: "build-manifests",
+        IMAGE_CODEBOOK: "learn-image-codebook",
+        IMAGE_UNITS: "tokenize-images",
+        SPEECH_FEATURES: "extract-speech-features",
+        SPEECH_CODEBOOK: "learn-speech-codebook",
+        SPEECH_UNITS: "unitize-speech",
+        TRAINING_SHARDS: "build-training-shards",
+        TRAIN_RUNS: "train-im2sp",
+        VOCODERS: "train-vocoder",
+    }
+)

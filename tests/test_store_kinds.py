@@ -90,3 +90,10 @@ def test_a_new_store_kind_is_one_spec_entry_for_the_report(tmp_path: Path, monke
     assert problems == [] and [(e.representation, e.items, e.version) for e in entries] == [("notes", 1, "v2")]
     stale, problems = stale_entries(store, ["coco"])
     assert problems == [] and [(v.kind, v.version) for v in stale] == [("notes", "v1")]
+
+
+def test_every_kind_names_the_flow_that_rebuilds_it() -> None:
+    from storage.kind_specs import STORE_KINDS
+    from storage.kinds import REBUILT_BY
+
+    assert {spec.name: spec.rebuilt_by for spec in STORE_KINDS} == dict(REBUILT_BY)
