@@ -21,6 +21,7 @@ def build_manifests_flow(config: PipelineConfig) -> list[ManifestResult]:
             store=config.store.ref(),
             shard_size=config.sharding.shard_size,
             workers=config.sharding.io_workers,
+            speech_plan=config.sharding.speech_plan,
         )
         futures = [submit(name=name, spec=spec) for name, spec in config.datasets.items()]
         results = [future.result() for future in futures]

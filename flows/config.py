@@ -98,10 +98,16 @@ def _secret_options(name: str) -> dict[str, Any]:
 
 
 class ShardingConfig(_Section):
-    """How work is cut: items per pipeline shard, threads per task for file I/O."""
+    """How work is cut: items per pipeline shard, threads per task for file I/O, how speech is planned.
+
+    ``speech_plan``: ``by-image`` (every utterance of an image in one speech shard, whole images per shard) or
+    ``by-id`` (utterances in id order, the plan of stores built before format 3). Unset: a dataset keeps the plan
+    of its current manifests (``by-image`` for a new one), so an upgrade rebuilds nothing; set it to replan.
+    """
 
     shard_size: int = Field(1024, ge=1)
     io_workers: int = Field(4, ge=1)
+    speech_plan: Literal["by-image", "by-id"] | None = None
 
 
 class RunnerConfig(_Section):

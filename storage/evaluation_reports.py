@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.errors import UnsupportedFormatError
-from storage.format import FORMAT_VERSION
+from storage.format import KNOWN_FORMAT_VERSIONS
 from storage.kept_reports import repeats_newest
 from storage.store import Store
 
@@ -50,7 +50,7 @@ def read_evaluation(store: Store, name: str) -> dict[str, Any]:
         ValueError: It is not JSON, or not a report's shape.
     """
     document = json.loads(store.read_bytes(f"{EVALUATION_REPORTS}/{name}.json"))
-    if document.get("format_version") != FORMAT_VERSION:
+    if document.get("format_version") not in KNOWN_FORMAT_VERSIONS:
         raise UnsupportedFormatError(f"evaluation report {name}: format_version {document.get('format_version')!r}")
     evaluations = document.get("evaluations")
     if not isinstance(evaluations, list) or not all(_is_evaluation(e) for e in evaluations):

@@ -8,9 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 from storage.errors import UnsupportedFormatError
 
 #: Version of the on-disk layout described in docs/FORMAT.md. Bump it with every incompatible change.
-FORMAT_VERSION = 2
-#: Versions this code can read.
-KNOWN_FORMAT_VERSIONS = frozenset({1, 2})
+#: 2: packed key lists in markers. 3: speech planned by image (manifests layout 2, ``storage/manifests.py``).
+FORMAT_VERSION = 3
+#: Versions this code can read (a store of an older one is read as it is, and not rebuilt for the upgrade).
+KNOWN_FORMAT_VERSIONS = frozenset({1, 2, 3})
 
 
 @cache

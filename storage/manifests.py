@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from storage.errors import CorruptShardError
+from storage.errors import CorruptShardError, Im2SpError
 from storage.hashing import fingerprint, fingerprint_rows, sha256_bytes, sha256_file
 from storage.keyed_cache import KeyedCache
 from storage.kinds import MANIFESTS
@@ -88,10 +88,30 @@ _SCHEMAS = {
     ),
 }
 
-#: Layout of the manifest tables, part of the manifests' version name. Bumped when the tables change, not with
-#: ``FORMAT_VERSION``: format 2 changed only how markers hold keys, so manifests built before it (and the
-#: training-shards versions and training runs named after them) stay valid instead of being rebuilt.
-MANIFEST_LAYOUT = 1
+#: Layout of the manifest tables and their plan, part of the manifests' version name (and recorded as
+#: ``produced_by.layout``). Bumped when the tables or the plan change, not with ``FORMAT_VERSION`` alone (format 2
+#: changed only how markers hold keys). Layout 1: speech planned by utterance id. Layout 2 (format 3): speech
+#: planned by image, every utterance of an image in one speech shard.
+MANIFEST_LAYOUT = 2
+#: ``sharding.speech_plan`` → the layout it builds.
+SPEECH_PLANS = {"by-id": 1, "by-image": 2}
+
+
+def manifest_layout(store: Store, name: str, speech_plan: str | None) -> int:
+    """The layout a build-manifests run uses: the one asked for, else the current manifests' (none: the newest).
+
+    A store whose manifests were built with an older layout keeps it, so an upgrade rebuilds nothing; setting
+    ``sharding.speech_plan`` replans (and every shard of the new plan is then built once).
+    """
+    if speech_plan is not None:
+        return SPEECH_PLANS[speech_plan]
+    current = current_version(store, name, KIND, damaged_as_missing=True)
+    if current is None:
+        return MANIFEST_LAYOUT
+    try:
+        return int(current.info()["produced_by"].get("layout", 1))
+    except Im2SpError:
+        return MANIFEST_LAYOUT  # unreadable version.json: built again below, with the newest layout
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,7 @@ def list_source(name: str, spec: SourceSpec) -> SourceListing:
     return source_of(spec).listing(name, spec)
 
 
-def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> str:
+def source_fingerprint(listing: SourceListing, root: Path, shard_size: int, layout: int = MANIFEST_LAYOUT) -> str:
     """Hash what a manifest is built from, cheaply: annotation file hashes + stat of each listed file."""
 
     def stat(relpath: str) -> tuple[str, int, int]:
@@ -127,7 +147,7 @@ def source_fingerprint(listing: SourceListing, root: Path, shard_size: int) -> s
     inputs = {name: sha256_file(root / name) for name in listing.inputs if _is_file(root / name)}
     return fingerprint(
         {
-            "format": MANIFEST_LAYOUT,
+            "format": layout,
             "shard_size": shard_size,
             "inputs": inputs,
             "media": media,
@@ -144,7 +164,15 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def build_manifests(store: Store, name: str, spec: SourceSpec, *, shard_size: int, workers: int = 4) -> ManifestResult:
+def build_manifests(
+    store: Store,
+    name: str,
+    spec: SourceSpec,
+    *,
+    shard_size: int,
+    workers: int = 4,
+    speech_plan: str | None = None,
+) -> ManifestResult:
     """Build (or find up to date) a dataset's manifests and shard plan, and publish them as ``current``.
 
     Args:
@@ -153,14 +181,16 @@ def build_manifests(store: Store, name: str, spec: SourceSpec, *, shard_size: in
         spec: Where the dataset lives.
         shard_size: Items per pipeline shard.
         workers: Threads that hash and decode media files.
+        speech_plan: ``by-image`` or ``by-id``; None: as the current manifests are (``by-image`` for new ones).
 
     Raises:
         SourceFormatError: If an annotation file cannot be parsed.
     """
     listing = list_source(name, spec)
-    version = StoreVersion(store, name, KIND, source_fingerprint(listing, spec.root, shard_size))
+    layout = manifest_layout(store, name, speech_plan)
+    version = StoreVersion(store, name, KIND, source_fingerprint(listing, spec.root, shard_size, layout))
     with shard_lock(store, version.lock_key(SHARD)):  # a concurrent run waits, then finds them built
-        return _build_locked(name, spec, listing, version, shard_size, workers)
+        return _build_locked(name, spec, listing, version, shard_size, workers, layout)
 
 
 def _build_locked(
@@ -170,8 +200,10 @@ def _build_locked(
     version: StoreVersion,
     shard_size: int,
     workers: int,
+    layout: int,
 ) -> ManifestResult:
-    version.ensure_created({"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size})
+    produced_by = {"dataset": name, "spec": spec.model_dump(mode="json"), "shard_size": shard_size, "layout": layout}
+    version.ensure_created(produced_by)
     if not version.needs_build(SHARD, version.version):
         # Committed for exactly these files (the version is their stat fingerprint), not flagged damaged: nothing to
         # probe again. A pointer that names another version, or is damaged, is only rewritten.
@@ -185,7 +217,7 @@ def _build_locked(
     probe_all(spec.root, listing.images, probe_image, workers=workers, on_done=progress.advance)
     probe_all(spec.root, listing.utterances, probe_utterance, workers=workers, on_done=progress.advance)
     progress.finish()
-    plan = _plan(listing, shard_size)
+    plan = _plan(listing, shard_size, layout)
     with ParquetTablesWriter(version, SHARD, input_fingerprint=version.version) as writer:
         for table_name, table in _tables(listing, plan):
             writer.write(table_name, {"table": table})
@@ -199,10 +231,11 @@ def _check_rejections(version: StoreVersion, spec: SourceSpec) -> None:
     check_rejections(version.dataset, source_of(spec).config_keys, tables, spec.max_rejected_fraction)
 
 
-def _plan(listing: SourceListing, shard_size: int) -> list[PlannedShard]:
+def _plan(listing: SourceListing, shard_size: int, layout: int) -> list[PlannedShard]:
     images = [PlanItem(r.id, r.split, r.sha256 or "") for r in listing.images if r.status == OK]
-    speech = [PlanItem(r.id, r.split, r.sha256 or "") for r in listing.utterances if r.status == OK]
-    return plan_shards("image", images, shard_size) + plan_shards("speech", speech, shard_size)
+    speech = [PlanItem(r.id, r.split, r.sha256 or "", r.image_id) for r in listing.utterances if r.status == OK]
+    by_image = layout >= 2
+    return plan_shards("image", images, shard_size) + plan_shards("speech", speech, shard_size, by_group=by_image)
 
 
 def _tables(listing: SourceListing, plan: list[PlannedShard]) -> Iterator[tuple[str, pa.Table]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,11 +12,15 @@ from storage.hashing import fingerprint_rows
 
 @dataclass(frozen=True)
 class PlanItem:
-    """One item to place in a shard: its id, split and content hash."""
+    """One item to place in a shard: its id, split and content hash; ``group``: what it must share a shard with.
+
+    Speech items planned by image carry their image id as ``group`` (``storage/manifests.py``).
+    """
 
     id: str
     split: str
     sha256: str
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,10 @@ class PlannedShard:
     fingerprint: str
 
 
-def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> list[PlannedShard]:
-    """Cut items into fixed-size shards, per split, in id order.
+def plan_shards(
+    modality: str, items: Iterable[PlanItem], shard_size: int, *, by_group: bool = False
+) -> list[PlannedShard]:
+    """Cut items into shards of about ``shard_size``, per split, in id order (or group by group).
 
     Shard ids are ``<split>-<index:05d>``; items are ordered by id inside their split, so adding an item
     to one split never renames or refills another split's shards. Each shard's fingerprint hashes its
@@ -41,6 +48,10 @@ def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> li
         modality: ``image`` or ``speech``.
         items: Items that passed the manifest checks.
         shard_size: Items per shard (the last shard of a split may hold fewer).
+        by_group: Keep each group's items in one shard: items ordered by (group, id), whole groups packed
+            into a shard while it stays within ``shard_size`` (a group larger than that gets a shard of its
+            own). Groups are image ids, and image shards are cut in image id order, so a speech shard then
+            holds the utterances of consecutive images, of one or two image shards.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
@@ -49,9 +60,12 @@ def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> li
         by_split[item.split].append(item)
     shards = []
     for split in sorted(by_split):
-        members = sorted(by_split[split], key=lambda item: item.id)
-        for index, start in enumerate(range(0, len(members), shard_size)):
-            chunk = members[start : start + shard_size]
+        if by_group:
+            chunks = _group_chunks(sorted(by_split[split], key=lambda item: (item.group, item.id)), shard_size)
+        else:
+            members = sorted(by_split[split], key=lambda item: item.id)
+            chunks = [members[start : start + shard_size] for start in range(0, len(members), shard_size)]
+        for index, chunk in enumerate(chunks):
             shards.append(
                 PlannedShard(
                     modality=modality,
@@ -62,6 +76,21 @@ def plan_shards(modality: str, items: Iterable[PlanItem], shard_size: int) -> li
                 )
             )
     return shards
+
+
+def _group_chunks(members: list[PlanItem], shard_size: int) -> list[list[PlanItem]]:
+    """Consecutive whole groups of ``members`` (sorted by group), each chunk within ``shard_size`` if it can be."""
+    chunks: list[list[PlanItem]] = []
+    current: list[PlanItem] = []
+    for _, group in itertools.groupby(members, key=lambda item: item.group):
+        whole = list(group)
+        if current and len(current) + len(whole) > shard_size:
+            chunks.append(current)
+            current = []
+        current.extend(whole)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def split_of(shard_id: str) -> str:

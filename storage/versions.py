@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from storage.errors import CorruptShardError, DamagedPointerError, Im2SpError, NotCommittedError
-from storage.format import FORMAT_VERSION, check_format_version
+from storage.format import FORMAT_VERSION, KNOWN_FORMAT_VERSIONS, check_format_version
 from storage.kinds import REBUILT_BY, SHARED
 from storage.marker import CommitMarker
 from storage.store import Store
@@ -185,8 +185,8 @@ class StoreVersion:
     def publish(self, expected_shards: Iterable[str]) -> None:
         """Point ``current`` at this version, once every expected shard is committed.
 
-        A pointer that already names this version with these shards (and this format) is left untouched, so a
-        rerun that changed nothing writes nothing; ``switched_at`` keeps the time of the actual switch.
+        A pointer that already names this version with these shards (in a format this code reads) is left
+        untouched, so a rerun that changed nothing writes nothing; ``switched_at`` keeps the time of the switch.
 
         Raises:
             NotCommittedError: If any expected shard has no marker; the pointer is left as it was.
@@ -200,8 +200,17 @@ class StoreVersion:
                 "rerun the flow to build them"
             )
         pointer = {"format_version": FORMAT_VERSION, "version": self.version, "shards": expected}
-        if _pointer_content(self.store, self.dataset, self.kind) == pointer:
-            return  # already names this version and these shards: nothing switched, nothing is written
+        found = _pointer_content(self.store, self.dataset, self.kind)
+        if (
+            found is not None
+            and found.pop("format_version") in KNOWN_FORMAT_VERSIONS
+            and found
+            == {
+                "version": self.version,
+                "shards": expected,
+            }
+        ):
+            return  # already names this version and these shards (in any format this code reads): nothing written
         self.store.write_json(
             f"{self.dataset}/{self.kind}/current.json",
             {**pointer, "switched_at": datetime.now(UTC).isoformat(timespec="seconds")},

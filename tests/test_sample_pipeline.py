@@ -90,7 +90,7 @@ def test_cli_sample_data_run_and_report(sample_dir: Path, tmp_path: Path, prefec
     report = runner.invoke(app, ["report", "storage", "--config", str(config), "--json"])
     assert report.exit_code == 0, report.output
     document = json.loads(report.output)
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     entries = {(e["dataset"], e["modality"]): e for e in document["entries"]}
     assert set(entries) == {("coco", "image"), ("coco", "speech"), ("flickr8k", "image"), ("flickr8k", "speech")}
     coco_image = entries[("coco", "image")]

@@ -55,3 +55,42 @@ def test_split_of_every_planned_shard_is_its_split(items: list[PlanItem], size: 
     items = [*items, PlanItem("hyph", hyphenated, "0000")]
     for shard in plan_shards("image", items, size):
         assert split_of(shard.shard_id) == shard.split
+
+
+_grouped = st.lists(
+    st.builds(
+        PlanItem,
+        id=st.text("abc0123", min_size=1, max_size=6),
+        split=st.sampled_from(["train", "val"]),
+        sha256=st.just("0000"),
+        group=st.sampled_from([f"img{i}" for i in range(8)]),
+    ),
+    unique_by=lambda item: item.id,
+    max_size=60,
+)
+
+
+@given(_grouped, st.integers(min_value=1, max_value=9))
+def test_speech_planned_by_image_keeps_each_image_in_one_shard(items: list[PlanItem], size: int) -> None:
+    shards = plan_shards("speech", items, size, by_group=True)
+    group_of = {item.id: (item.split, item.group) for item in items}
+    placed = [item for shard in shards for item in shard.items]
+    assert sorted(placed) == sorted(item.id for item in items)
+    home: dict[tuple[str, str], str] = {}
+    for shard in shards:
+        groups = [group_of[item] for item in shard.items]
+        assert groups == sorted(groups)  # whole images, in image order, then utterance id
+        for group in groups:
+            assert home.setdefault(group, shard.shard_id) == shard.shard_id  # never split over two shards
+        if len(set(groups)) > 1:
+            assert len(shard.items) <= size  # only one image larger than a shard makes a larger shard
+    assert plan_shards("speech", list(reversed(items)), size, by_group=True) == shards
+
+
+def test_groups_fill_shards_up_to_their_size() -> None:
+    items = [
+        PlanItem(f"u{g}{k}", "train", "00", f"img{g}") for g, count in enumerate([2, 2, 3, 1, 5]) for k in range(count)
+    ]
+    shards = plan_shards("speech", items, 4, by_group=True)
+    assert [len(shard.items) for shard in shards] == [4, 4, 5]  # 2+2 | 3+1 | the image of 5 alone
+    assert shards[0].items == ("u00", "u01", "u10", "u11")

@@ -129,7 +129,7 @@ class WriterContract:
         keys = [f"m071506418gb9vo0w5xq3_3luy3gc63z0r9pyeetjgn5ho4uep7b_325114_{i:06d}" for i in range(40)]
         document = self._commit_keys(version, keys)
         assert document["keys"]["packing"] == "zstd+base64" and document["keys"]["count"] == 40
-        assert document["format_version"] == 2
+        assert document["format_version"] == 3
         assert list(self.read_back(version, "s")) == keys
 
     def test_damaged_packed_keys_are_refused(self, version: StoreVersion) -> None:
