@@ -142,13 +142,18 @@ def evaluation_table(results: Any) -> Table:
     rows = metric_rows(list(results))
     table = Table(
         title="evaluate-im2sp (caption metrics ×100)",
-        caption="n/c: not configured; BLEU-1…3 and SPICE are in the evaluate-im2sp-metrics artifact",
+        caption=(
+            "n/c: not configured; WER (utterances): over every reference utterance of the test images, caption "
+            "metrics on each image's first; BLEU-1…3 and SPICE are in the evaluate-im2sp-metrics artifact"
+        ),
     )
     for column in _EVALUATION_COLUMNS.values():
         table.add_column(column, justify="left" if column in ("dataset", "model", "system") else "right")
     for row in rows:
         system = next(name for name, label in SYSTEMS.items() if label == row["system"])
         cells = [system if key == "system" else str(row[key]) for key in _EVALUATION_COLUMNS]
+        if row["wer_utterances"] != "-":  # how many utterances the WER covers
+            cells[list(_EVALUATION_COLUMNS).index("wer")] += f" ({row['wer_utterances']})"
         table.add_row(*("n/c" if cell == "not configured" else cell for cell in cells))
     return table
 
@@ -162,7 +167,7 @@ _EVALUATION_COLUMNS = {
     "METEOR": "METEOR",
     "ROUGE_L": "ROUGE-L",
     "CIDEr": "CIDEr",
-    "wer": "WER",
+    "wer": "WER (utts)",
     "unit_error_rate": "UER",
     "paper_bleu4": "paper BLEU-4",
     "bleu4_vs_paper": "Δ",
@@ -171,10 +176,10 @@ _EVALUATION_COLUMNS = {
 
 def evaluation_report_table(latest: Iterable[dict[str, Any]]) -> Table:
     """The newest kept evaluation of each dataset and model (``im2sp report evaluation``): BLEU-4 and WER ×100."""
-    from flows.evaluation_report import percent
+    from flows.evaluation_report import percent, wer_cell
 
     table = Table(title="evaluate-im2sp: latest run per dataset and model (×100)")
-    headings = ("dataset", "model", "step", "run", "vocoder", "row", "BLEU-4", "CIDEr", "WER", "UER")
+    headings = ("dataset", "model", "step", "run", "vocoder", "row", "BLEU-4", "CIDEr", "WER (utts)", "UER")
     for column in headings:
         table.add_column(column, justify="left" if column in headings[:6] else "right", overflow="fold")
     for entry in latest:
@@ -190,7 +195,7 @@ def evaluation_report_table(latest: Iterable[dict[str, Any]]) -> Table:
                 row,
                 percent(metrics.get("Bleu_4")) if metrics else "n/c",
                 percent(metrics.get("CIDEr")) if metrics else "n/c",
-                percent(scores.get("wer")),
+                wer_cell(scores),
                 f"{uer:.3f}" if isinstance(uer, int | float) else "-",
             )
     return table
@@ -231,13 +236,3 @@ def units_summary(results: Iterable[Any], title: str = "tokenize-images") -> Tab
             r.url,
         )
     return table
-
-
-def render_results(console: Console, flow_name: str, results: Any) -> None:
-    """Print what a flow returned, as its registry entry summarises it (each stage of the pipeline in turn)."""
-    from flows.registry import PIPELINE, get_entry
-
-    stages = results if isinstance(results, dict) and flow_name == PIPELINE else {flow_name: results}
-    for stage, value in stages.items():
-        for renderable in get_entry(stage).summary(value):
-            console.print(renderable)

@@ -5,8 +5,10 @@ default the newest checkpoint of the configured training run) generates speech u
 rate against the reference utterances. Three rows are scored against the text captions with pycocoevalcap's
 scorers (SPICE only when installed): the **topline** (the reference speech transcribed by the configured ASR),
 the **resynthesis** (the reference utterances' stored units → vocoder → ASR: what units and vocoder lose) and
-the **generated** speech (the model's units → vocoder → ASR); the first two also by word error rate against
-each utterance's own caption. The vocoder is ``evaluation.vocoder_checkpoint``, else the store's vocoder for
+the **generated** speech (the model's units → vocoder → ASR); the caption metrics score one transcript per
+image (the topline's and resynthesis's: the image's first reference utterance). The first two are also scored
+by word error rate over every reference utterance of the scored images, each against its own caption (the row
+says over how many utterances). The vocoder is ``evaluation.vocoder_checkpoint``, else the store's vocoder for
 the speech codebook that made the training shards' units (train-vocoder's); without one both spoken rows say
 "not configured: no vocoder for speech codebook …". The examples artifact shows one image's three log-mel
 spectrograms side by side; each run's results are kept in the store as ``reports/evaluation/<time>.json``
@@ -127,10 +129,11 @@ def _paper(result: EvalResult) -> tuple[str, str]:
     return f"{paper}{mark}", difference + (" (context)" if mark and ours is not None else "")
 
 
-def _wer(value: float | None, scored: bool) -> str:
+def _wer(value: float | None, scored: bool, utterances: int) -> dict[str, str]:
+    """The ``wer`` (×100) and ``wer_utterances`` cells of a row."""
     if value is not None:
-        return f"{100 * value:.1f}"
-    return "-" if scored else "not configured"
+        return {"wer": f"{100 * value:.1f}", "wer_utterances": str(utterances)}
+    return {"wer": "-" if scored else "not configured", "wer_utterances": "-"}
 
 
 def _row(result: EvalResult, system: str, scores: dict[str, float | None] | None, **cells: str) -> dict[str, str]:
@@ -147,7 +150,9 @@ def _row(result: EvalResult, system: str, scores: dict[str, float | None] | None
 def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
     """The metrics table: topline, resynthesis and generated rows per dataset and model, the paper's BLEU-4 beside.
 
-    ``wer`` (×100) is the ASR's word error rate against each utterance's own caption (topline, resynthesis).
+    ``wer`` (×100) is the ASR's word error rate over every reference utterance of the scored images, each against
+    its own caption (topline, resynthesis), ``wer_utterances`` how many utterances it covers; the caption metrics
+    score one transcript per image (its first utterance's).
     """
     rows = []
     for result in results:
@@ -157,12 +162,16 @@ def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
             f"{result.reference_length:.0f} in the references; {result.generated_note}"
         )
         common = {"unit_error_rate": "-", "paper_bleu4": "-", "bleu4_vs_paper": "-"}
+        topline_wer = _wer(result.topline_wer, result.topline is not None, result.topline_wer_utterances)
+        resynthesis_wer = _wer(
+            result.resynthesis_wer, result.resynthesis is not None, result.resynthesis_wer_utterances
+        )
         rows += [
             _row(
                 result,
                 SYSTEMS["topline"],
                 result.topline,
-                wer=_wer(result.topline_wer, result.topline is not None),
+                **topline_wer,
                 **common,
                 note=result.topline_note,
             ),
@@ -170,7 +179,7 @@ def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
                 result,
                 SYSTEMS["resynthesis"],
                 result.resynthesis,
-                wer=_wer(result.resynthesis_wer, result.resynthesis is not None),
+                **resynthesis_wer,
                 **common,
                 note=result.resynthesis_note,
             ),
@@ -179,6 +188,7 @@ def metric_rows(results: list[EvalResult]) -> list[dict[str, str]]:
                 SYSTEMS["generated"],
                 result.generated,
                 wer="-",
+                wer_utterances="-",
                 unit_error_rate=f"{result.unit_error_rate:.3f}",
                 paper_bleu4=paper,
                 bleu4_vs_paper=difference,

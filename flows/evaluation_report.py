@@ -48,9 +48,14 @@ def _entry(result: EvalResult, store: Store) -> dict[str, Any]:
     vocoder = dict(made.get("vocoder", {}))
     wavs = {"resynthesis": result.resynthesis_wavs, "generated": result.wavs}
     rows = {
-        "topline": (result.topline, result.topline_wer, result.topline_note),
-        "resynthesis": (result.resynthesis, result.resynthesis_wer, result.resynthesis_note),
-        "generated": (result.generated, None, result.generated_note),
+        "topline": (result.topline, result.topline_wer, result.topline_wer_utterances, result.topline_note),
+        "resynthesis": (
+            result.resynthesis,
+            result.resynthesis_wer,
+            result.resynthesis_wer_utterances,
+            result.resynthesis_note,
+        ),
+        "generated": (result.generated, None, None, result.generated_note),
     }
     return {
         "dataset": result.dataset,
@@ -73,10 +78,11 @@ def _entry(result: EvalResult, store: Store) -> dict[str, Any]:
             name: {
                 "metrics": metrics,
                 "wer": wer,
+                "wer_utterances": utterances if wer is not None else None,
                 "note": note,
                 "wavs": store.url_of(wavs[name]) if wavs.get(name) else None,
             }
-            for name, (metrics, wer, note) in rows.items()
+            for name, (metrics, wer, utterances, note) in rows.items()
         },
         "picture": {**result.picture_wavs, "png": store.url_of(result.picture)} if result.picture else None,
     }
@@ -101,11 +107,17 @@ def percent(value: Any) -> str:
     return f"{100 * value:.1f}" if isinstance(value, int | float) else "-"
 
 
+def wer_cell(row: dict[str, Any]) -> str:
+    """A kept row's WER ×100 and, in brackets, the utterances it covers (reports from before the count: none)."""
+    count = row.get("wer_utterances")
+    return percent(row.get("wer")) + (f" ({count})" if isinstance(count, int) and row.get("wer") is not None else "")
+
+
 def trend_markdown(reports: list[dict[str, Any]]) -> str:
-    """A markdown table over the kept runs (oldest first): BLEU-4 and WER per row, unit error rate."""
+    """A markdown table over the kept runs (oldest first): BLEU-4 and WER (utterances) per row, unit error rate."""
     lines = [
         "| run | dataset | model | step | " + " | ".join(f"{row} BLEU-4" for row in ROWS) + " | "
-        "topline WER | resynthesis WER | UER |",
+        "topline WER (utterances) | resynthesis WER (utterances) | UER |",
         "|---|---|---|---|" + "---|" * (len(ROWS) + 3),
     ]
     for report in reports:
@@ -119,8 +131,8 @@ def trend_markdown(reports: list[dict[str, Any]]) -> str:
                 evaluation["model"]["kind"],
                 str(evaluation["model"].get("step") or "-"),
                 *bleu,
-                percent(rows["topline"].get("wer")),
-                percent(rows["resynthesis"].get("wer")),
+                wer_cell(rows["topline"]),
+                wer_cell(rows["resynthesis"]),
                 f"{uer:.3f}" if isinstance(uer, int | float) else "-",
             ]
             lines.append("| " + " | ".join(cells) + " |")

@@ -1,10 +1,11 @@
 """Evaluating the unit GiT, free of any store: generation, unit scores, and speech scored as captions.
 
 Generated speech units are scored against an image's reference utterances by unit error rate (edit distance to
-the closest deduplicated reference, over its length). The topline transcribes each image's first reference
-utterance (the recorded speech) with an ASR model; generated units become speech through a unit vocoder and are
-transcribed the same way; both sets of transcripts are scored against the image's text captions (BLEU, METEOR,
-ROUGE-L, CIDEr: :mod:`im2sp_models.caption_metrics`). Which images, captions and files is :mod:`tasks.evaluate`'s.
+the closest deduplicated reference, over its length). The topline transcribes every reference utterance (the
+recorded speech) of each image with an ASR model, for the word error rate; the caption metrics score one
+transcript per image, its first utterance's, against the image's text captions (BLEU, METEOR, ROUGE-L, CIDEr:
+:mod:`im2sp_models.caption_metrics`). Generated units become speech through a unit vocoder and are transcribed
+and scored the same way. Which images, captions and files is :mod:`tasks.evaluate`'s.
 """
 
 from __future__ import annotations
@@ -82,36 +83,52 @@ def score_units(generated: Mapping[str, np.ndarray], references: Mapping[str, Se
     )
 
 
+def first_transcripts(transcripts: Mapping[str, str], firsts: Mapping[str, str]) -> dict[str, str]:
+    """Each image's transcript that the caption metrics score: its first utterance's, where there is one.
+
+    Args:
+        transcripts: Utterance key → transcript.
+        firsts: Image id → the key of its first utterance.
+    """
+    return {image_id: transcripts[key] for image_id, key in firsts.items() if key in transcripts}
+
+
 def topline(
-    recognizer: Any, captions: Mapping[str, list[str]], root: Path, paths: Mapping[str, str], keys: Mapping[str, str]
+    recognizer: Any,
+    captions: Mapping[str, list[str]],
+    root: Path,
+    paths: Mapping[str, str],
+    utterances: Mapping[str, Sequence[str]],
 ) -> tuple[dict[str, float | None] | None, str, dict[str, str]]:
-    """Transcribe each image's reference utterance and score the transcripts against its captions.
+    """Transcribe every reference utterance of each image; score each image's first against its captions.
 
     Args:
         recognizer: An ASR model (``transcribe(list of waveforms) -> list of texts``).
         captions: Each image's text captions.
         root: The folder the utterance paths are relative to.
         paths: Utterance key → audio path under ``root``.
-        keys: Image id → the key of the utterance to transcribe (in scoring order).
+        utterances: Image id → the keys of its utterances (in scoring order); every one is transcribed (the
+            word error rate covers them all), the first is the image's transcript for the caption metrics.
 
     Returns:
-        The scores (None when no utterance could be read), a note on anything skipped or unreadable, and the
-        transcripts by image id.
+        The scores (None when no first utterance could be read), a note on anything skipped or unreadable, and
+        the transcripts by utterance key.
     """
     transcripts: dict[str, str] = {}
     unreadable = []
-    for image_id, key in keys.items():
+    for key in (key for keys in utterances.values() for key in keys):
         try:
             waveform = load_audio((root / paths[key]).read_bytes(), min_samples=1)
         except (ItemRejected, OSError, KeyError) as error:
             unreadable.append(f"{key}: {error}")
             continue
-        transcripts[image_id] = recognizer.transcribe([waveform])[0]
+        transcripts[key] = recognizer.transcribe([waveform])[0]
+    scored = first_transcripts(transcripts, {i: keys[0] for i, keys in utterances.items() if keys})
     scores, note = None, ""
-    if transcripts:
-        scored = score_captions({i: captions[i] for i in transcripts}, transcripts)
-        scores = scored.scores
-        note = "; ".join(f"{k} skipped: {v}" for k, v in scored.skipped.items())
+    if scored:
+        caption_scores = score_captions({i: captions[i] for i in scored}, scored)
+        scores = caption_scores.scores
+        note = "; ".join(f"{k} skipped: {v}" for k, v in caption_scores.skipped.items())
     if unreadable:
         note += f"; {len(unreadable)} reference utterances unreadable now, not scored ({unreadable[0]})"
     return scores, note, transcripts
@@ -125,7 +142,7 @@ def speak_and_transcribe(
     *,
     deduplicated: bool = True,
 ) -> dict[str, str]:
-    """Turn each image's units into speech (16-bit WAV, handed to ``keep``) and transcribe it.
+    """Turn each entry's units into speech (16-bit WAV, handed to ``keep`` with its key) and transcribe it.
 
     ``deduplicated``: the units are deduplicated (generated ones; durations are the vocoder's to predict), or
     full rate (a reference utterance's stored units, resynthesized). Empty speech is heard as 0.1 s of silence,
@@ -133,14 +150,14 @@ def speak_and_transcribe(
     samples), so the ASR still gives a (likely empty) transcript.
     """
     spoken = {}
-    for image_id, sequence in units.items():
+    for key, sequence in units.items():
         buffer = io.BytesIO()
         waveform = synthesizer.synthesize(sequence, deduplicated=deduplicated)
         soundfile.write(buffer, waveform, synthesizer.sample_rate, subtype="PCM_16", format="WAV")
-        keep(image_id, buffer.getvalue())
+        keep(key, buffer.getvalue())
         audible = load_audio(buffer.getvalue(), min_samples=1) if waveform.size else np.zeros(0, np.float32)
         audible = np.pad(audible, (0, max(0, _MIN_HEARD - audible.size)))
-        spoken[image_id] = recognizer.transcribe([audible])[0]
+        spoken[key] = recognizer.transcribe([audible])[0]
     return spoken
 
 
@@ -152,14 +169,26 @@ def score_generated_speech(
     keep: Callable[[str, bytes], None],
     *,
     deduplicated: bool = True,
+    firsts: Mapping[str, str] | None = None,
 ) -> tuple[CaptionScores, dict[str, str]]:
-    """Speak and transcribe each image's units (:func:`speak_and_transcribe`), score them against its captions.
+    """Speak and transcribe all ``units`` (:func:`speak_and_transcribe`), score one per image against its captions.
+
+    Args:
+        synthesizer: The unit vocoder.
+        recognizer: The ASR model.
+        captions: Each image's text captions.
+        units: Key → the units to voice: by image id, or (with ``firsts``) by utterance key.
+        keep: Called with each key and its WAV bytes.
+        deduplicated: Whether ``units`` are deduplicated.
+        firsts: Image id → the key of ``units`` whose transcript the caption metrics score for it (the image's
+            first utterance); None: ``units`` are keyed by image id.
 
     Returns:
-        The caption scores and the transcripts by image id.
+        The caption scores and the transcripts by the keys of ``units``.
     """
     spoken = speak_and_transcribe(synthesizer, recognizer, units, keep, deduplicated=deduplicated)
-    return score_captions({i: captions[i] for i in units}, spoken), spoken
+    scored = spoken if firsts is None else first_transcripts(spoken, firsts)
+    return score_captions({i: captions[i] for i in scored}, scored), spoken
 
 
 def examples(

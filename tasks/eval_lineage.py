@@ -12,9 +12,10 @@ one that records none is refused when its unit table (``num_embeddings`` or ``cl
 unit it is given (fewer entries than K), and noted when its size differs from K (a released vocoder is often
 run on units of a codebook imported from its authors).
 
-The reference utterances' stored full-rate units come from that speech-units version, the shard of the same
-id as the training shard that holds the utterance; they are checked against the training shards' deduplicated
-units, so a resynthesis never voices units the model was not trained against.
+The reference utterances' stored full-rate units (every utterance of each evaluated image) come from that
+speech-units version, the shard of the same id as the training shard that holds the utterance; they are checked
+against the training shards' deduplicated units, so a resynthesis never voices units the model was not trained
+against.
 """
 
 from __future__ import annotations
@@ -147,15 +148,15 @@ def choose_vocoder(
 
 
 def reference_units(
-    store: Store, dataset: str, lineage: SpeechLineage, refs: Mapping[str, tuple[str, str, np.ndarray]]
+    store: Store, dataset: str, lineage: SpeechLineage, refs: Mapping[str, tuple[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """Each image's reference utterance as stored: its full-rate speech units.
+    """Reference utterances as stored: each one's full-rate speech units, by utterance key (in ``refs``' order).
 
     Args:
         store: The store.
         dataset: The dataset.
         lineage: The speech-units version the training shards were built from.
-        refs: Image id → (utterance key, training shard id, its deduplicated units in the training shards).
+        refs: Utterance key → (training shard id, its deduplicated units in the training shards).
 
     Raises:
         Im2SpError: A speech-units shard is not committed or damaged, or no longer holds what the training
@@ -163,17 +164,17 @@ def reference_units(
     """
     version = StoreVersion(store, dataset, SPEECH_UNITS, lineage.units_version)
     by_shard: dict[str, list[str]] = defaultdict(list)
-    for image_id, (_, shard, _) in refs.items():
-        by_shard[shard].append(image_id)
+    for key, (shard, _) in refs.items():
+        by_shard[shard].append(key)
     full: dict[str, np.ndarray] = {}
-    for shard, image_ids in sorted(by_shard.items()):
+    for shard, keys in sorted(by_shard.items()):
         stored = read_speech_units(version, shard)
-        for image_id in image_ids:
-            key, _, trained = refs[image_id]
+        for key in keys:
+            trained = refs[key][1]
             if key not in stored or not np.array_equal(dedup(stored[key][0])[0], trained):
                 raise Im2SpError(
                     f"speech units of {key} in {version.url}/{shard} are not those the training shards hold: "
                     "rerun build-training-shards"
                 )
-            full[image_id] = np.asarray(stored[key][0], dtype=np.int64)
-    return full
+            full[key] = np.asarray(stored[key][0], dtype=np.int64)
+    return {key: full[key] for key in refs}

@@ -1,11 +1,14 @@
 """The spoken rows of an evaluation: units → vocoder → WAVs kept in the store → ASR → scores; and the picture.
 
-Two rows speak units: the **resynthesis** row voices each scorable image's reference utterance from its stored
-full-rate units (what units + vocoder lose, apart from the model), the **generated** row the model's
-deduplicated units. Each row's WAVs go to a folder of their own, named by the fingerprint of what made them
-(the record written last as ``evaluation.json``): a folder that has it is complete, and evaluating the same
-again writes nothing there. Generated speech: ``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>/``
-(:func:`tasks.evaluate.wav_folder`); resynthesized speech, which no model made:
+Two rows speak units: the **resynthesis** row voices every reference utterance of each scorable image from its
+stored full-rate units (what units + vocoder lose, apart from the model; one WAV per utterance, named by its
+key), the **generated** row the model's deduplicated units (one WAV per image, named by its id). The caption
+metrics score one transcript per image (for the resynthesis, its first utterance's); the word error rate
+(:mod:`tasks.evaluate`) covers every utterance. Each row's WAVs go to a folder of their own, named by the
+fingerprint of what made them (the record written last as ``evaluation.json``): a folder that has it is
+complete, and evaluating the same again writes nothing there. Generated speech:
+``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>/`` (:func:`tasks.evaluate.wav_folder`);
+resynthesized speech, which no model made:
 ``reports/evaluate-im2sp-resynthesis/<dataset>/<vocoder kind>-<fingerprint>/``.
 
 The picture shows one image's reference recording, resynthesis and generated speech as log-mel spectrograms
@@ -17,14 +20,14 @@ folders and the recording), so the flow inlines it without passing arrays betwee
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from im2sp_models.audio import load_audio
 from im2sp_models.errors import ItemRejected
-from im2sp_models.evaluation import score_generated_speech
+from im2sp_models.evaluation import first_transcripts, score_generated_speech
 from im2sp_models.spectrogram import log_mel, spectrogram_png
 from storage.hashing import fingerprint
 from storage.store import Store
@@ -39,13 +42,19 @@ RECORD = "evaluation.json"
 
 @dataclass
 class SpokenRow:
-    """One spoken row: its scores (None: none), a note, the transcripts, the WAV folder, the pictured WAV."""
+    """One spoken row: its scores (None: none), a note, the transcripts, the WAV folder, the pictured WAV.
+
+    Attributes:
+        transcripts: Every transcript, by the key its units were given under (image id, or utterance key).
+        per_image: The transcript the caption metrics scored for each image (its first utterance's).
+    """
 
     scores: dict[str, float | None] | None
     note: str
     transcripts: dict[str, str]
     wavs: str = ""
     pictured: bytes = b""
+    per_image: dict[str, str] = field(default_factory=dict)
 
 
 def resynthesis_folder(dataset: str, record: dict[str, Any]) -> str:
@@ -54,7 +63,7 @@ def resynthesis_folder(dataset: str, record: dict[str, Any]) -> str:
     Args:
         dataset: The dataset evaluated.
         record: What made the WAVs: ``vocoder`` (``name``, ``fingerprint``), ``speech_units`` (version),
-            ``training_shards``, ``split`` and ``utterances`` (image id → utterance key, in order).
+            ``training_shards``, ``split`` and ``utterances`` (image id → its utterance keys, in order).
     """
     return f"{RESYNTHESIS_WAVS}/{dataset}/{record['vocoder']['name']}-{fingerprint(record)}"
 
@@ -69,8 +78,9 @@ def speak_row(
     *,
     deduplicated: bool,
     pictured: str | None = None,
+    firsts: Mapping[str, str] | None = None,
 ) -> SpokenRow:
-    """Voice each image's units, keep the WAVs in ``folder`` (unless complete already), transcribe and score.
+    """Voice all ``units``, keep the WAVs in ``folder`` (unless complete already), transcribe and score.
 
     Args:
         store: The store.
@@ -78,25 +88,31 @@ def speak_row(
         record: What made the WAVs, written last as ``evaluation.json``.
         models: The loaded vocoder and ASR.
         captions: Each image's text captions.
-        units: Image id → the units to voice (deduplicated or full rate, as ``deduplicated`` says).
+        units: Key → the units to voice (deduplicated or full rate, as ``deduplicated`` says), each kept as
+            ``<key>.wav``: by image id, or (with ``firsts``) by utterance key.
         deduplicated: Whether ``units`` are deduplicated.
-        pictured: The image whose WAV bytes come back in ``SpokenRow.pictured`` (for the picture).
+        pictured: The key of ``units`` whose WAV bytes come back in ``SpokenRow.pictured`` (for the picture).
+        firsts: Image id → the key of ``units`` the caption metrics score for it (its first utterance); None:
+            ``units`` are keyed by image id.
     """
     synthesizer, recognizer = models
-    done = all(store.exists(f"{folder}/{name}") for name in [RECORD, *(f"{i}.wav" for i in units)])
+    done = all(store.exists(f"{folder}/{name}") for name in [RECORD, *(f"{k}.wav" for k in units)])
     seen: dict[str, bytes] = {}
 
-    def keep(image_id: str, wav: bytes) -> None:
-        if image_id == pictured:
-            seen[image_id] = wav
+    def keep(key: str, wav: bytes) -> None:
+        if key == pictured:
+            seen[key] = wav
         if not done:
-            store.write_bytes(f"{folder}/{image_id}.wav", wav)
+            store.write_bytes(f"{folder}/{key}.wav", wav)
 
-    scored, spoken = score_generated_speech(synthesizer, recognizer, captions, units, keep, deduplicated=deduplicated)
+    scored, spoken = score_generated_speech(
+        synthesizer, recognizer, captions, units, keep, deduplicated=deduplicated, firsts=firsts
+    )
     if not done:
         store.write_json(f"{folder}/{RECORD}", record)  # last: the folder is whole
     note = f"WAVs in {store.url_of(folder)}; " + "; ".join(f"{k} skipped" for k in scored.skipped)
-    return SpokenRow(scored.scores, note, spoken, folder, seen.get(pictured or "", b""))
+    per_image = spoken if firsts is None else first_transcripts(spoken, firsts)
+    return SpokenRow(scored.scores, note, spoken, folder, seen.get(pictured or "", b""), per_image)
 
 
 def _waveform(data: bytes) -> np.ndarray:

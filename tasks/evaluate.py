@@ -3,13 +3,15 @@
 The test images are those of the training shards' test split. The model is an Im2Sp model kind
 (:mod:`im2sp_models.im2sp_kinds`), fed what it reads (:mod:`tasks.eval_inputs`: the stored image-unit grids,
 or the image files); per image it generates speech units, scored against the reference utterances' units
-(:mod:`im2sp_models.evaluation`). The topline transcribes each image's first reference utterance with the
-configured ASR and scores the transcripts against all the image's text captions, and by word error rate against
-that utterance's own caption. Turning units into speech needs a unit vocoder: the configured one, else the
-store's for the speech codebook that made the training shards' units (:mod:`tasks.eval_lineage`). With one, the
-resynthesis row voices each reference utterance's stored full-rate units and the generated row the model's
-units (:mod:`tasks.eval_speech`), both kept as WAVs, transcribed and scored like the topline (the resynthesis
-also by WER); without one both rows say why ("not configured: no vocoder for speech codebook …").
+(:mod:`im2sp_models.evaluation`). The topline transcribes every reference utterance of each image with the
+configured ASR; the caption metrics score each image's first utterance's transcript against all the image's
+text captions, and the word error rate covers every utterance, each against its own caption (corpus-level, with
+the count of utterances it covers). Turning units into speech needs a unit vocoder: the configured one, else
+the store's for the speech codebook that made the training shards' units (:mod:`tasks.eval_lineage`). With
+one, the resynthesis row voices every reference utterance's stored full-rate units and the generated row the
+model's units (:mod:`tasks.eval_speech`), both kept as WAVs, transcribed and scored like the topline (the
+resynthesis also by WER over every utterance); without one both rows say why ("not configured: no vocoder for
+speech codebook …").
 
 The generated WAVs of one evaluation go to a folder of their own,
 ``reports/evaluate-im2sp/<dataset>/<model kind>-<fingerprint>/``, the fingerprint hashing what made them (the
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from im2sp_models.evaluation import examples, generate, score_units, topline
+from im2sp_models.evaluation import examples, first_transcripts, generate, score_units, topline
 from im2sp_models.word_error import word_error_rate
 from storage.hashing import fingerprint
 from storage.kinds import MANIFESTS, TRAINING_SHARDS
@@ -101,9 +103,12 @@ class EvalResult:
     resynthesis: dict[str, float | None] | None = None
     resynthesis_note: str = "not configured"
     resynthesis_wavs: str = ""
-    #: ASR word error rate against each utterance's own caption (None: not measured).
+    #: ASR word error rate over every reference utterance of the scored images, each against its own caption
+    #: (None: not measured), and how many utterances it covers.
     topline_wer: float | None = None
     resynthesis_wer: float | None = None
+    topline_wer_utterances: int = 0
+    resynthesis_wer_utterances: int = 0
     #: What was evaluated: ``model`` (kind, checkpoint, fingerprint), generation settings, ``training_shards``,
     #: ``speech_units`` and ``vocoder`` (kind, codebook, store version or checkpoint, fingerprint).
     made_by: dict[str, Any] = field(default_factory=dict)
@@ -134,10 +139,11 @@ def evaluate_dataset(
     for row in ok_rows(manifests, "captions", ["image_id", "text"]).values():
         captions[str(row["image_id"])].append(str(row["text"]))
     scorable = [i for i in chosen if captions[i]]  # images whose captions all failed the manifests: unscored
-    keys = {i: images[i]["refs"][0][0] for i in scorable}
-    texts = {i: images[i]["texts"][keys[i]] for i in scorable}  # each utterance's own caption: its WER
+    utterances = {i: [key for key, _ in images[i]["refs"]] for i in scorable}  # the first: caption metrics'
+    texts = {key: images[i]["texts"][key] for i in scorable for key in utterances[i]}  # each one's own: its WER
     paths = {key: row["path"] for key, row in ok_rows(manifests, "utterances", ["path"]).items()}
-    scores, note, transcripts = _topline(root, captions, paths, keys, models.asr)
+    scores, note, heard = _topline(root, captions, paths, utterances, models.asr)
+    transcripts = first_transcripts(heard, {i: keys[0] for i, keys in utterances.items()})
     made_by = {
         "model": {"kind": models.model.name, "checkpoint": models.model.checkpoint, "fingerprint": model.fingerprint},
         "beams": settings.beams,
@@ -145,7 +151,7 @@ def evaluate_dataset(
         "training_shards": training_version,
         "split": settings.split,
     }
-    references = {i: (keys[i], images[i]["shards"][keys[i]], images[i]["refs"][0][1]) for i in scorable}
+    references = {i: [(key, images[i]["shards"][key], trained) for key, trained in images[i]["refs"]] for i in scorable}
     speaking = _Speaking(store, dataset, lineage, models.asr, vocoder, captions, made_by)
     resynthesized, spoken = speaking.rows(references, {i: generated[i] for i in scorable})
     generated_note = spoken.note
@@ -160,31 +166,38 @@ def evaluate_dataset(
         units.reference_length,
         scores,
         note,
-        examples(chosen[:5], captions, generated, transcripts, spoken.transcripts, resynthesized.transcripts),
+        examples(chosen[:5], captions, generated, transcripts, spoken.per_image, resynthesized.per_image),
         spoken.scores,
         generated_note,
         spoken.wavs,
         resynthesis=resynthesized.scores,
         resynthesis_note=resynthesized.note,
         resynthesis_wavs=resynthesized.wavs,
-        topline_wer=word_error_rate(transcripts, texts) if transcripts else None,
-        resynthesis_wer=word_error_rate(resynthesized.transcripts, texts) if resynthesized.transcripts else None,
+        topline_wer=word_error_rate(heard, texts),
+        resynthesis_wer=word_error_rate(resynthesized.transcripts, texts),
+        topline_wer_utterances=len(heard),
+        resynthesis_wer_utterances=len(resynthesized.transcripts),
         made_by={**made_by, "speech_units": lineage.units_version, "vocoder": speaking.vocoder_record},
     )
     if scorable and resynthesized.pictured and spoken.wavs:
-        _picture(store, root, result, scorable[0], paths.get(keys[scorable[0]]), (resynthesized, spoken))
+        first = utterances[scorable[0]][0]
+        _picture(store, root, result, (scorable[0], first), paths.get(first), (resynthesized, spoken))
     return result
 
 
 def _topline(
-    root: Path, captions: dict[str, list[str]], paths: dict[str, str], keys: dict[str, str], asr: AsrRef | None
+    root: Path,
+    captions: dict[str, list[str]],
+    paths: dict[str, str],
+    utterances: dict[str, list[str]],
+    asr: AsrRef | None,
 ) -> tuple[dict[str, float | None] | None, str, dict[str, str]]:
-    """The reference speech's scores (``keys``: scorable image → its first utterance), a note, the transcripts."""
+    """The reference speech's scores (``utterances``: scorable image → its utterances), a note, every transcript."""
     if asr is None:
         return None, "not configured: no ASR checkpoint", {}
-    if not keys:
+    if not utterances:
         return None, "no test image with captions to score against", {}
-    return topline(asr_for(asr), captions, root, paths, keys)
+    return topline(asr_for(asr), captions, root, paths, utterances)
 
 
 class _Speaking:
@@ -206,9 +219,13 @@ class _Speaking:
         self.vocoder_record: dict[str, Any] = dict(vocoder.source)
 
     def rows(
-        self, references: dict[str, tuple[str, str, np.ndarray]], units: dict[str, np.ndarray]
+        self, references: dict[str, list[tuple[str, str, np.ndarray]]], units: dict[str, np.ndarray]
     ) -> tuple[SpokenRow, SpokenRow]:
-        """The resynthesis row (``references``: image → its utterance, shard, trained units) and the generated one."""
+        """The resynthesis row (``references``: image → its utterances' keys, shards, trained units), the generated.
+
+        The resynthesis voices every utterance (the WER covers them all); its caption metrics score each image's
+        first, as the topline's do.
+        """
         ref, asr = self.vocoder.ref, self.asr
         if not units or ref is None or asr is None:
             why = "not configured: no ASR" if asr is None else self.vocoder.note
@@ -219,17 +236,26 @@ class _Speaking:
         self.vocoder_record["fingerprint"] = synthesizer.fingerprint
         models = (synthesizer, asr_for(asr))
         pictured = next(iter(units))
-        full = reference_units(self.store, self.dataset, self.lineage, references)
+        refs = {key: (shard, trained) for utterances in references.values() for key, shard, trained in utterances}
+        full = reference_units(self.store, self.dataset, self.lineage, refs)
         record = {
             "vocoder": named,
             "speech_units": self.lineage.units_version,
             "training_shards": self.made_by["training_shards"],
             "split": self.made_by["split"],
-            "utterances": {i: key for i, (key, _, _) in references.items()},
+            "utterances": {i: [key for key, _, _ in utterances] for i, utterances in references.items()},
         }
-        folder = resynthesis_folder(self.dataset, record)
+        firsts = {i: utterances[0][0] for i, utterances in references.items()}
         resynthesized = speak_row(
-            self.store, folder, record, models, self.captions, full, deduplicated=False, pictured=pictured
+            self.store,
+            resynthesis_folder(self.dataset, record),
+            record,
+            models,
+            self.captions,
+            full,
+            deduplicated=False,
+            pictured=firsts[pictured],
+            firsts=firsts,
         )
         record = {**self.made_by, "vocoder": named, "images": [*units]}
         spoken = speak_row(
@@ -249,9 +275,15 @@ class _Speaking:
 
 
 def _picture(
-    store: Store, root: Path, result: EvalResult, image_id: str, path: str | None, rows: tuple[SpokenRow, SpokenRow]
+    store: Store,
+    root: Path,
+    result: EvalResult,
+    pictured: tuple[str, str],
+    path: str | None,
+    rows: tuple[SpokenRow, SpokenRow],
 ) -> None:
-    """Keep the picture of one image's speech (reference, resynthesized, generated) and name its WAVs."""
+    """Keep the picture of one image's speech (``pictured``: the image and its first utterance) and name its WAVs."""
+    image_id, utterance = pictured
     resynthesized, spoken = rows
     if path is None:
         return
@@ -268,7 +300,7 @@ def _picture(
     result.picture_wavs = {
         "image": image_id,
         "reference": str(root / path),
-        "resynthesized": store.url_of(f"{resynthesized.wavs}/{image_id}.wav"),
+        "resynthesized": store.url_of(f"{resynthesized.wavs}/{utterance}.wav"),
         "generated": store.url_of(f"{spoken.wavs}/{image_id}.wav"),
     }
 

@@ -35,7 +35,7 @@ Artifacts = dict[str, list[Any]]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Path:
-    """A tiny COCO store built up to a trained model (two test images), no vocoder in it, and a tiny CTC ASR."""
+    """A tiny COCO store up to a trained model (test images 2, two utterances, and 3), no vocoder; a tiny CTC ASR."""
     from flows.build_manifests import build_manifests_flow
     from flows.build_training_shards import build_training_shards_flow
     from flows.extract_speech_features import extract_speech_features_flow
@@ -48,7 +48,11 @@ def built(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Pa
     root = tmp_path_factory.mktemp("speaks")
     write_coco(
         root / "coco",
-        [coco_entry(1, "train", ["A tone."]), coco_entry(2, "test", ["A beep."]), coco_entry(3, "test", ["Tone."])],
+        [
+            coco_entry(1, "train", ["A tone."]),
+            coco_entry(2, "test", ["A beep.", "Two loud beeps ring out."]),
+            coco_entry(3, "test", ["Tone."]),
+        ],
     )
     config = tiny_config(root)
     for stage in (
@@ -101,6 +105,13 @@ def _vocoder_folder(folder: Path, **config: Any) -> Path:
     return folder
 
 
+class _SaysABeep:
+    """An ASR that hears "a beep" in any speech: image 2's second utterance ("Two loud beeps ring out.") badly."""
+
+    def transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+        return ["a beep" for _ in waveforms]
+
+
 def _publish(store: Store, folder: Path, codebook: str, version_id: str = "tiny-voc") -> StoreVersion:
     """Register ``folder`` as the store's vocoder of ``codebook``, as train-vocoder does."""
     version = StoreVersion(store, SHARED, "vocoders", version_id)
@@ -127,10 +138,12 @@ def test_without_a_vocoder_the_spoken_rows_name_the_codebook_to_train_one_for(bu
 
 
 def test_the_store_vocoder_of_the_units_codebook_speaks_resynthesis_and_generated_rows(
-    built: Path, artifacts: Artifacts
+    built: Path, artifacts: Artifacts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import tasks.evaluate
     from flows.evaluate_im2sp import evaluate_im2sp_flow, metric_rows
 
+    monkeypatch.setattr(tasks.evaluate, "asr_for", lambda ref: _SaysABeep())
     store = tiny_config(built).store.open()
     codebook = _codebook(built)
     version = _publish(store, _vocoder_folder(built / "voc-store", codebook=codebook), codebook)
@@ -142,23 +155,30 @@ def test_the_store_vocoder_of_the_units_codebook_speaks_resynthesis_and_generate
     assert vocoder["version"] == version.version and vocoder["kind"] == "unit-hifigan"
     assert result.resynthesis is not None and result.generated is not None
     assert result.resynthesis["CIDEr"] is not None and result.generated["CIDEr"] is not None
-    assert result.resynthesis_wer is not None and result.topline_wer is not None
+    # WER over every utterance of the test images ("a beep" heard each time): image 2's two (0 of 2 words wrong,
+    # 5 of 5), image 3's one (2 edits, 1 word); over first utterances only it would be 2 / 3
+    assert result.topline_wer == result.resynthesis_wer == pytest.approx(7 / 8)
+    assert result.topline_wer_utterances == result.resynthesis_wer_utterances == 3
     resynthesized = Path(store.path(result.resynthesis_wavs))
     assert result.resynthesis_wavs.startswith("reports/evaluate-im2sp-resynthesis/coco/unit-hifigan-")
-    assert sorted(w.stem for w in resynthesized.glob("*.wav")) == ["2", "3"]
     record = json.loads((resynthesized / "evaluation.json").read_text())
-    assert record["speech_units"] == result.made_by["speech_units"] and set(record["utterances"]) == {"2", "3"}
+    assert record["speech_units"] == result.made_by["speech_units"]
+    assert [len(record["utterances"][i]) for i in ("2", "3")] == [2, 1]  # one WAV per utterance, by its key
+    keys = [key for i in ("2", "3") for key in record["utterances"][i]]
+    assert sorted(w.stem for w in resynthesized.glob("*.wav")) == sorted(keys)
     # full-rate units resynthesized: frames × hop samples, as many frames as the stored utterance's
     units = StoreVersion(store, "coco", SPEECH_UNITS, record["speech_units"])
     stored = {k: v[0] for shard in units.committed() for k, v in read_speech_units(units, shard).items()}
-    assert soundfile.info(str(resynthesized / "2.wav")).frames == 40 * len(stored[record["utterances"]["2"]])
+    assert all(soundfile.info(str(resynthesized / f"{k}.wav")).frames == 40 * len(stored[k]) for k in keys)
     rows = metric_rows([result])
     assert [r["system"].split(" → ")[0] for r in rows] == ["reference speech", "reference units", "generated units"]
-    assert all(r[m] != "not configured" for r in rows for m in ("Bleu_4", "CIDEr")) and rows[1]["wer"] != "-"
+    assert all(r[m] != "not configured" for r in rows for m in ("Bleu_4", "CIDEr"))
+    assert [(r["wer"], r["wer_utterances"]) for r in rows] == [("87.5", "3"), ("87.5", "3"), ("-", "-")]
     (markdown,) = artifacts["evaluate-im2sp-examples"]
     text = markdown["markdown"]
     assert "data:image/png;base64," in text and result.picture_wavs["image"] == "2"
     assert result.picture_wavs["resynthesized"] in text and result.picture_wavs["generated"] in text
+    assert result.picture_wavs["resynthesized"].endswith(f"/{record['utterances']['2'][0]}.wav")
     assert result.picture.startswith("reports/evaluate-im2sp-pictures/coco/2-") and store.exists(result.picture)
     assert Path(result.picture_wavs["reference"]).is_file()
 
@@ -196,6 +216,8 @@ def test_each_run_is_kept_once_trended_and_reported_by_the_command(built: Path, 
     assert set(evaluation["rows"]) == {"topline", "resynthesis", "generated"}
     assert newest["asr"]["kind"] == "wav2vec2-ctc"
     assert evaluation["rows"]["resynthesis"]["wer"] is not None and evaluation["rows"]["generated"]["metrics"]
+    wer_utterances = {row: evaluation["rows"][row]["wer_utterances"] for row in ("topline", "resynthesis", "generated")}
+    assert wer_utterances == {"topline": 3, "resynthesis": 3, "generated": None}
     before = sorted(p.name for p in Path(store.path("reports")).rglob("*"))
     evaluate_im2sp_flow(config)  # measures exactly the same: nothing new is kept, nothing written
     assert sorted(p.name for p in Path(store.path("reports")).rglob("*")) == before
