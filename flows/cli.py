@@ -69,9 +69,9 @@ def sample_data(directory: Annotated[Path, typer.Argument(help="Folder to write 
 
 def run_flow(name: str, config_path: Path) -> object:
     """Run one flow in this process (ephemeral Prefect unless PREFECT_API_URL is set) and print a summary."""
-    from flows.console import RichProgressSink, render_results
+    from flows.console import RichProgressSink
     from flows.ephemeral_server import guard_ephemeral_server
-    from flows.registry import get_flow
+    from flows.registry import get_flow, render_results
     from storage.progress import set_sink
 
     config = load_config(config_path)

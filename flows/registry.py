@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Console, RenderableType
 
 from flows import summaries
 from flows.build_manifests import build_manifests_flow
@@ -120,3 +120,11 @@ def get_flow(name: str) -> Callable[..., Any]:
     """
     flow: Callable[..., Any] = get_entry(name).flow
     return flow
+
+
+def render_results(console: Console, flow_name: str, results: Any) -> None:
+    """Print what a flow returned, as its registry entry summarises it (each stage of the pipeline in turn)."""
+    stages = results if isinstance(results, dict) and flow_name == PIPELINE else {flow_name: results}
+    for stage, value in stages.items():
+        for renderable in get_entry(stage).summary(value):
+            console.print(renderable)

@@ -39,7 +39,6 @@ def test_a_new_flow_is_its_module_plus_one_entry(monkeypatch: Any) -> None:
 
     from flows import registry, serve
     from flows.config import parse_config
-    from flows.console import render_results
     from flows.deployments_yaml import deployments
 
     @flow(name="count-datasets", description="How many datasets the config names.")
@@ -55,7 +54,7 @@ def test_a_new_flow_is_its_module_plus_one_entry(monkeypatch: Any) -> None:
     assert [d.name for d in serve.build_deployments(config)][-1] == "count-datasets"
     assert deployments()[-1]["description"] == "How many datasets the config names."
     console = Console(record=True, width=80)
-    render_results(console, "count-datasets", count_datasets_flow.fn(config))
+    registry.render_results(console, "count-datasets", count_datasets_flow.fn(config))
     assert console.export_text().strip() == "1 dataset(s)"
 
 
