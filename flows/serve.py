@@ -18,8 +18,8 @@ from flows.registry import COLLISION_STRATEGY, ENTRIES, RUNS_AT_A_TIME
 def build_deployments(config: PipelineConfig) -> list[Any]:
     """One runner deployment per registry entry, named like its flow, with the entry's trigger and schedule."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
+    from prefect.types.entrypoint import EntrypointType
 
     parameters = {"config": config.model_dump(mode="json")}
     one_at_a_time = ConcurrencyLimitConfig(
