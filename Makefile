@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 DEMO_DIR ?= demo-work
 
-.PHONY: venv demo test test-chaos lint typecheck unit clean
+.PHONY: venv demo test test-chaos test-compose lint typecheck unit clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ test: lint typecheck unit
 # Crash-resume with 10 seeded SIGKILL points per shard-writing flow (make test tries 2); IM2SP_CHAOS_SEED varies them.
 test-chaos: $(STAMP)
 	IM2SP_CHAOS_POINTS=$${IM2SP_CHAOS_POINTS:-10} $(BIN)/python -m pytest -q -s tests/test_chaos.py
+
+# The compose stack built, started and driven for real (docker/README.md): as root, or with a running engine.
+test-compose: $(STAMP)
+	PYTHON=$(BIN)/python docker/test-compose.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,9 @@ read-only folder, refused access, a store that cannot be reached (a connection e
 from an object store's client library), or any error naming a file under one of those paths. Any other
 ``OSError`` (no path, or a path the code chose) is a bug in im2sp: its traceback is printed, then one
 ``error: internal error …`` line, and the exit code is ``INTERNAL_ERROR`` (3), so a script can tell it apart.
+
+The Prefect API failing (a server error, e.g. its database is down) or out of reach is the machine's too: one
+line naming the request and what to check, exit 1.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import typer
 
 from storage.errors import Im2SpError, StoreAccessError
@@ -174,8 +178,56 @@ def reported(*paths: str | Path) -> Iterator[None]:
         if debugging():
             raise
         raise _exit(error) from None
+    except (httpx.HTTPError, RuntimeError) as error:  # Prefect wraps an unreachable API in a RuntimeError
+        api_error = _api_error(error)
+        if debugging() or api_error is None:
+            raise
+        raise _exit(api_error) from None
     finally:
         _PATHS.pop()
+
+
+class PrefectApiError(Im2SpError):
+    """The Prefect API answered with a server error or could not be reached."""
+
+
+#: HTTP statuses of the Prefect API that are the user's or the machine's to fix (others are a bug in a request).
+_API_AUTH = frozenset({401, 403})
+
+
+def _api_failure(error: BaseException) -> httpx.HTTPStatusError | httpx.TransportError | None:
+    """The failed Prefect API call in an error's chain of causes (Prefect wraps some in a RuntimeError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.HTTPStatusError | httpx.TransportError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _api_error(error: BaseException) -> PrefectApiError | None:
+    """The one-line error for a failed Prefect API call, or None when it is not one, or a bug in a request."""
+    failure = _api_failure(error)
+    if isinstance(failure, httpx.HTTPStatusError):
+        request, code = failure.request, failure.response.status_code
+        failed = f"the Prefect API refused {request.method} {request.url} ({code} {failure.response.reason_phrase})"
+        if code in _API_AUTH:
+            return PrefectApiError(f"{failed}: check PREFECT_API_AUTH_STRING")
+        if code >= 500:
+            return PrefectApiError(f"{failed}: check the Prefect server and its database (its log says why)")
+        return None
+    if failure is None:
+        return None
+    try:
+        where = f" at {failure.request.url}"
+    except RuntimeError:  # raised by httpx when the error carries no request
+        where = ""
+    return PrefectApiError(
+        f"cannot reach the Prefect API{where} ({type(failure).__name__}: {one_line(failure)}): check "
+        "PREFECT_API_URL and that the server is up"
+    )
 
 
 def _internal(error: BaseException) -> typer.Exit:

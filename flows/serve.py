@@ -19,6 +19,7 @@ def build_deployments(config: PipelineConfig) -> list[Any]:
     """One runner deployment per registry entry, named like its flow, with the entry's trigger and schedule."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events import DeploymentEventTrigger
+    from prefect.types.entrypoint import EntrypointType
 
     parameters = {"config": config.model_dump(mode="json")}
     one_at_a_time = ConcurrencyLimitConfig(
@@ -38,6 +39,9 @@ def build_deployments(config: PipelineConfig) -> list[Any]:
             ]
         if entry.cron is not None:
             options["cron"] = entry.cron(config)
+        # By module (flows.tokenize_images.…), not by file: a flow run loaded from a file path is the module
+        # `tokenize_images`, which the Dask workers that unpickle its shard tasks cannot import.
+        options["entrypoint_type"] = EntrypointType.MODULE_PATH
         deployments.append(
             entry.flow.to_deployment(name=entry.name, parameters=parameters, description=entry.description, **options)
         )

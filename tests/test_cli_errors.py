@@ -120,6 +120,21 @@ def test_a_user_mistake_is_one_line(
     assert done.returncode == code, output
 
 
+def test_an_unreachable_prefect_api_is_one_line(workdir: Path) -> None:
+    """A server that is down is the machine's to fix (tests/test_compose.py: a server whose database is down)."""
+    from tests.processes import free_port
+
+    (workdir / "api-down.yaml").write_text(GOOD)
+    url = f"http://127.0.0.1:{free_port()}/api"
+    env = {**os.environ, "PREFECT_HOME": str(workdir / "prefect-home"), "PREFECT_API_URL": url}
+    env.pop("IM2SP_DEBUG", None)
+    done = subprocess.run([IM2SP, "run", "build-manifests", "--config", "api-down.yaml"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: cannot reach the Prefect API at {url}") and "PREFECT_API_URL" in lines[0]
+
+
 def test_debug_shows_the_traceback(workdir: Path) -> None:
     done = _im2sp(workdir, ["run", "tokenise-images", "--config", "config-file-missing.yaml"], debug=True)
     assert "Traceback" in done.stdout + done.stderr

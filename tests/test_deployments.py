@@ -78,6 +78,8 @@ def test_every_served_deployment_runs_one_flow_run_at_a_time() -> None:
         assert deployment.concurrency_limit == 1, deployment.name
         assert deployment.concurrency_options is not None, deployment.name
         assert deployment.concurrency_options.collision_strategy == "ENQUEUE", deployment.name
+        # Loaded by module: Dask workers must be able to import what a flow run pickles (tests/test_compose.py)
+        assert deployment.entrypoint.startswith("flows.") and ":" not in deployment.entrypoint, deployment.entrypoint
 
 
 def test_every_prefect_yaml_deployment_runs_one_flow_run_at_a_time() -> None:

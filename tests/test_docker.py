@@ -7,6 +7,7 @@ and validates without an engine) and says what the stack needs; the Prefect serv
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ BIN = Path(sys.executable).parent
 SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "PREFECT_AUTH_STRING": "admin:api-secret"}
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda"])
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda", "Dockerfile.postgres"])
 def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
     done = subprocess.run([str(BIN / "hadolint"), str(DOCKER / dockerfile)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -71,6 +72,26 @@ def test_compose_stack_validates_and_wires_the_services() -> None:
     from flows.config import RunnerConfig
 
     assert RunnerConfig().gpu_resources == {"GPU": 1.0}
+
+
+def test_the_test_override_puts_every_cpu_service_on_127_0_0_1() -> None:
+    """docker/compose.test.yaml (make test-compose): host networking, loopback only, the test's ports."""
+    ports = {f"IM2SP_{name}_PORT": str(n) for n, name in enumerate(("PG", "PREFECT", "SCHEDULER", "DASHBOARD"), 41001)}
+    env = {"PATH": os.environ["PATH"], **SECRETS, **ports, "IM2SP_TEST_DATA": "/tmp/data"}
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("Debian's docker-compose is not installed (apt install docker-compose)")
+    files = ["-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.test.yaml")]
+    done = subprocess.run([binary, *files, "config"], capture_output=True, text=True, env=env, cwd=DOCKER)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name, service in services.items():
+        if name != "dask-worker-gpu":
+            assert service["network_mode"] == "host", name
+            assert "0.0.0.0" not in json.dumps(service), name
+    assert "127.0.0.1:41001/prefect" in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert services["im2sp"]["environment"]["PREFECT_API_URL"] == "http://127.0.0.1:41002/api"
+    assert "tcp://127.0.0.1:41003" in services["dask-worker"]["entrypoint"]
 
 
 def test_compose_refuses_to_start_without_its_secrets() -> None:
