@@ -241,7 +241,7 @@ def discriminators(divisor: int = 1) -> tuple[Any, Any]:
                 (1024, 1024, 5, 1, 1, 2),
             ]
             self.convs = nn.ModuleList(
-                norm(nn.Conv1d(1 if a == 1 else width(a), width(b), k, s, groups=min(g, width(a), width(b)), padding=p))
+                norm(nn.Conv1d(width(a), width(b), k, s, groups=min(g, width(a), width(b)), padding=p))
                 for a, b, k, s, g, p in layers
             )
             self.conv_post = norm(nn.Conv1d(width(1024), 1, 3, 1, padding=1))

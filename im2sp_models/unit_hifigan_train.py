@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
 from im2sp_models.device import resolve_device
-from im2sp_models.errors import CheckpointError
+from im2sp_models.errors import CheckpointError, one_line
 from im2sp_models.registry import ModelSettings
 from im2sp_models.trainer_streams import TRAINER_FILE, RandomStreams, write_trainer_document
 from im2sp_models.unit_hifigan_net import (
@@ -349,7 +349,7 @@ class UnitHifiGanTrainer:
             step = int(document["step"])
             trainer = cls(settings, int(document["clusters"]), device=device)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:
-            raise CheckpointError(f"{path}: not a unit-hifigan trainer checkpoint ({_one_line(error)})") from None
+            raise CheckpointError(f"{path}: not a unit-hifigan trainer checkpoint ({one_line(error)})") from None
         try:
             generator_state = torch.load(str(folder / f"g_{step:08d}"), map_location="cpu", weights_only=True)
             others = torch.load(str(folder / f"do_{step:08d}"), map_location="cpu", weights_only=True)
@@ -360,7 +360,7 @@ class UnitHifiGanTrainer:
             trainer.optim_d.load_state_dict(others["optim_d"])
             trainer.streams.load(folder, document["crops"])
         except (RuntimeError, SafetensorError, OSError, ValueError, KeyError, TypeError) as error:
-            raise CheckpointError(f"{folder}: a trainer checkpoint that does not fit ({_one_line(error)})") from None
+            raise CheckpointError(f"{folder}: a trainer checkpoint that does not fit ({one_line(error)})") from None
         trainer.step = step
         return trainer
 
@@ -372,7 +372,3 @@ class UnitHifiGanTrainer:
         torch.save({"generator": _state(self.generator)}, str(folder / f"g_{self.step:08d}"))
         config = self.config | (extra or {})
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]

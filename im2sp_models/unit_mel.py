@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from im2sp_models.device import resolve_device
-from im2sp_models.errors import CheckpointError
+from im2sp_models.errors import CheckpointError, one_line
 from im2sp_models.registry import ModelSettings
 from im2sp_models.trainer_streams import TRAINER_FILE, RandomStreams, write_trainer_document
 from im2sp_models.unit_mel_net import (
@@ -35,7 +35,6 @@ from im2sp_models.unit_mel_net import (
     export_folder,
     griffin_lim,
     log_mel,
-    one_line,
     predict_log_mel,
     read_config,
     run_lengths,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, ValidationError
 
-from im2sp_models.errors import CheckpointError
+from im2sp_models.errors import CheckpointError, one_line
 from im2sp_models.registry import ModelSettings
 
 NAME = "unit-mel"
@@ -220,12 +220,6 @@ def check_units(units: np.ndarray, clusters: int) -> np.ndarray:
     if array.size and (not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() >= clusters):
         raise ValueError(f"units must be integers in [0, {clusters})")
     return array.astype(np.int64)
-
-
-def one_line(error: Exception, limit: int = 300) -> str:
-    """An error's message on one line, at most ``limit`` characters (torch's and pydantic's span several)."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def export_folder(
